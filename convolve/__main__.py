@@ -1,0 +1,5 @@
+import sys
+
+from convolve.cli import main
+
+sys.exit(main())

@@ -1,0 +1,119 @@
+"""Argument normalisation: the one place that turns user settings into canonical form.
+
+Every int-or-pair setting, padding spec, padding mode and dtype check goes through here,
+and this module owns the error text for them.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular", "symmetric")
+PADDING_STRINGS = ("valid", "same", "full")
+
+Pads = tuple[tuple[int, int], tuple[int, int]]
+
+
+def describe(value: Any) -> str:
+    """A short description of a received value, with its full shape for arrays."""
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        return f"{type(value).__name__} of shape {tuple(value.shape)} and dtype {value.dtype}"
+    return repr(value)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def pair(value: Any, name: str, *, minimum: int = 1) -> tuple[int, int]:
+    """Normalise an int or a pair of ints to a pair, each at least ``minimum``."""
+    if _is_int(value):
+        result = (int(value), int(value))
+    elif (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(_is_int(v) for v in value)
+    ):
+        result = (int(value[0]), int(value[1]))
+    else:
+        raise TypeError(f"{name} must be an int or a pair of ints; received {describe(value)}")
+    if min(result) < minimum:
+        raise ValueError(f"{name} must be >= {minimum}; received {describe(value)}")
+    return result
+
+
+def padding_spec(padding: Any) -> str | Pads:
+    """Normalise a padding argument.
+
+    Returns one of the strings ``"valid"``, ``"same"``, ``"full"`` (resolved later, since
+    they depend on sizes) or explicit per-side pads ``((top, bottom), (left, right))``.
+    """
+    if isinstance(padding, str):
+        key = padding.lower()
+        if key not in PADDING_STRINGS:
+            raise ValueError(
+                f"padding must be one of {', '.join(map(repr, PADDING_STRINGS))}, an int, "
+                f"(ph, pw) or ((top, bottom), (left, right)); received {padding!r}"
+            )
+        return key
+    expected = (
+        "padding must be 'valid', 'same', 'full', an int, (ph, pw) "
+        "or ((top, bottom), (left, right))"
+    )
+    if _is_int(padding):
+        pads = ((int(padding),) * 2, (int(padding),) * 2)
+    elif isinstance(padding, (tuple, list)) and len(padding) == 2:
+        if all(_is_int(p) for p in padding):
+            pads = ((int(padding[0]),) * 2, (int(padding[1]),) * 2)
+        elif all(
+            isinstance(p, (tuple, list)) and len(p) == 2 and all(_is_int(q) for q in p)
+            for p in padding
+        ):
+            pads = tuple((int(p[0]), int(p[1])) for p in padding)
+        else:
+            raise TypeError(f"{expected}; received {describe(padding)}")
+    else:
+        raise TypeError(f"{expected}; received {describe(padding)}")
+    if min(min(p) for p in pads) < 0:
+        raise ValueError(f"padding must be non-negative; received {describe(padding)}")
+    return pads  # type: ignore[return-value]
+
+
+def padding_mode(mode: Any) -> str:
+    if not isinstance(mode, str) or mode.lower() not in PADDING_MODES:
+        raise ValueError(
+            f"padding_mode must be one of {', '.join(map(repr, PADDING_MODES))}; "
+            f"received {mode!r}"
+        )
+    return mode.lower()
+
+
+def choice(value: Any, name: str, options: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(
+            f"{name} must be one of {', '.join(map(repr, options))}; received {value!r}"
+        )
+    return value
+
+
+def float_array(value: Any, name: str) -> np.ndarray:
+    """The ndarray behind ``value``; refuses integer, boolean and complex data."""
+    array = np.asarray(value)
+    if array.dtype.kind != "f":
+        raise TypeError(
+            f"{name} must be a floating-point array (float32 or float64); received "
+            f"{describe(array)}. Convert it first, e.g. x.astype(np.float32) / 255"
+        )
+    return array
+
+
+def rank(array: np.ndarray, name: str, ranks: tuple[int, ...], layout: str) -> None:
+    if array.ndim not in ranks:
+        expected = " or ".join(f"{r}-D" for r in ranks)
+        raise ValueError(
+            f"{name} must be {expected} {layout}; received an array of shape "
+            f"{tuple(array.shape)}"
+        )

@@ -1,0 +1,1 @@
+"""Functional ops: arrays in, arrays out; Tensors in, a recorded Tensor out."""

@@ -1,0 +1,102 @@
+"""conv2d: validation, padding, then dispatch to an algorithm; forward beside backward."""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from convolve import _args
+from convolve.ops.algorithms import direct, gemm
+from convolve.ops.pad import check_pads, pad, pad_adjoint
+from convolve.shapes import ConvGeometry, conv_geometry
+from convolve.tensor import data, needs_grad, record
+
+ALGORITHMS: dict[str, ModuleType] = {"gemm": gemm, "direct": direct}
+
+
+def select_algorithm(name: str, geometry: ConvGeometry) -> ModuleType:
+    """The algorithm module for ``name``; ``"auto"`` picks by shape.
+
+    auto: depthwise-style convolutions (one input channel per group) run ``direct``, whose
+    per-tap products are plain broadcasts there; everything else runs ``gemm``.
+    """
+    _args.choice(name, "algorithm", ("auto", *ALGORITHMS))
+    if name != "auto":
+        return ALGORITHMS[name]
+    cg = geometry.weight_shape[2]
+    return direct if cg == 1 else gemm
+
+
+def conv2d(
+    x: Any, w: Any, b: Any = None, *, stride: Any = 1, padding: Any = "valid",
+    dilation: Any = 1, groups: int = 1, padding_mode: str = "zeros",
+    algorithm: str = "auto",
+) -> Any:
+    """2-D cross-correlation of channels-last images with a bank of filters.
+
+    Arguments:
+        x: ``(N, H, W, C_in)`` or one image ``(H, W, C_in)``; float32 or float64.
+        w: ``(KH, KW, C_in // groups, C_out)``.
+        b: ``(C_out,)`` or None.
+        stride, dilation: int or ``(sh, sw)``, each >= 1.
+        padding: ``"valid"``, ``"same"`` (output ``ceil(in / stride)``, the odd pixel
+            bottom/right), ``"full"`` (``dilation * (k - 1)`` each side), an int,
+            ``(ph, pw)`` or ``((top, bottom), (left, right))``.
+        groups: input and output channels split into this many independent groups.
+        padding_mode: ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"`` or
+            ``"symmetric"``.
+        algorithm: ``"auto"``, ``"gemm"`` or ``"direct"``.
+
+    Returns:
+        ``(N, H_out, W_out, C_out)`` (or ``(H_out, W_out, C_out)``), with
+        ``H_out = floor((H + top + bottom - dilation * (KH - 1) - 1) / stride) + 1``.
+        A Tensor, recorded for backpropagation, if any input is a Tensor.
+    """
+    xa = _args.float_array(data(x), "x")
+    wa = _args.float_array(data(w), "w")
+    ba = None if b is None else _args.float_array(data(b), "b")
+    geometry = conv_geometry(xa.shape, wa.shape, stride=stride, padding=padding,
+                             dilation=dilation, groups=groups)
+    mode = _args.padding_mode(padding_mode)
+    method = select_algorithm(algorithm, geometry)
+    size = xa.shape[-3:-1]
+    check_pads(geometry.pads, size, mode)
+    c_out = wa.shape[3]
+    if ba is not None and ba.shape != (c_out,):
+        raise ValueError(
+            f"b must have shape (C_out,) = ({c_out},) to match w of shape {wa.shape}; "
+            f"received shape {ba.shape}"
+        )
+    dtype = np.result_type(xa, wa, *(() if ba is None else (ba,)))
+    settings = dict(stride=geometry.stride, dilation=geometry.dilation, groups=groups)
+    xp = pad((xa if geometry.batched else xa[None]).astype(dtype, copy=False),
+             geometry.pads, mode)
+    wc = wa.astype(dtype, copy=False)
+    y = method.forward(xp, wc, out_hw=geometry.out_hw, **settings)
+    if ba is not None:
+        y += ba.astype(dtype, copy=False)
+    if not geometry.batched:
+        y = y[0]
+    # Keep only what the backward needs: the padded input only for the weight gradient.
+    saved_xp = xp if needs_grad(w) else None
+    xp_shape, x_dtype, w_shape, w_dtype = xp.shape, xa.dtype, wa.shape, wa.dtype
+    b_dtype = None if ba is None else ba.dtype
+    del xp, xa
+
+    def backward(g: np.ndarray) -> tuple[Any, Any, Any]:
+        g4 = g if geometry.batched else g[None]
+        dx = dw = db = None
+        if needs_grad(x):
+            dxp = method.grad_input(g4, wc, xp_shape=xp_shape, **settings)
+            dx = pad_adjoint(dxp, geometry.pads, mode, size)
+            dx = (dx if geometry.batched else dx[0]).astype(x_dtype, copy=False)
+        if needs_grad(w):
+            dw = method.grad_weight(saved_xp, g4, w_shape=w_shape, **settings)
+            dw = dw.astype(w_dtype, copy=False)
+        if needs_grad(b):
+            db = g4.sum(axis=(0, 1, 2)).astype(b_dtype, copy=False)
+        return dx, dw, db
+
+    return record(y, (x, w, b), backward)

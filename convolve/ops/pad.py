@@ -1,0 +1,65 @@
+"""Spatial padding of NHWC arrays in every boundary mode, and its adjoint.
+
+Modes follow PyTorch: ``reflect`` mirrors without repeating the edge (SciPy's "mirror"),
+``replicate`` repeats the edge, ``circular`` wraps around; ``symmetric`` mirrors repeating
+the edge (SciPy's "reflect").
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from convolve._args import Pads
+
+_NUMPY_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "edge",
+               "circular": "wrap", "symmetric": "symmetric"}
+
+
+def check_pads(pads: Pads, size: tuple[int, int], mode: str, name: str = "padding") -> None:
+    """Refuse pads wider than ``mode`` can take from an input of spatial ``size``."""
+    limit = {"reflect": -1, "circular": 0, "symmetric": 0}.get(mode)
+    if limit is None:
+        return
+    for axis, n, (p0, p1) in zip(("height", "width"), size, pads):
+        if max(p0, p1) > n + limit:
+            raise ValueError(
+                f"{name} with padding_mode={mode!r} must be at most {n + limit} along the "
+                f"{axis} for an input of {n} pixels; received pads ({p0}, {p1})"
+            )
+
+
+def source_index(n: int, before: int, after: int, mode: str) -> np.ndarray:
+    """For each padded position along an axis, the input position it copies."""
+    p = np.arange(-before, n + after)
+    if mode == "replicate":
+        return np.clip(p, 0, n - 1)
+    if mode == "circular":
+        return p % n
+    if mode == "reflect":
+        m = p % (2 * n - 2) if n > 1 else np.zeros_like(p)
+        return np.where(m < n, m, 2 * n - 2 - m)
+    m = p % (2 * n)  # symmetric
+    return np.where(m < n, m, 2 * n - 1 - m)
+
+
+def pad(x: np.ndarray, pads: Pads, mode: str) -> np.ndarray:
+    """Pad axes -3 and -2 (H, W) of ``x`` by ``pads`` in ``mode``."""
+    if not any(pads[0] + pads[1]):
+        return x
+    width = [(0, 0)] * (x.ndim - 3) + [pads[0], pads[1], (0, 0)]
+    return np.pad(x, width, mode=_NUMPY_MODE[mode])
+
+
+def pad_adjoint(g: np.ndarray, pads: Pads, mode: str, size: tuple[int, int]) -> np.ndarray:
+    """The gradient of ``pad``: fold each padded pixel's gradient back onto its source."""
+    for axis, n, (p0, p1) in ((-3, size[0], pads[0]), (-2, size[1], pads[1])):
+        if p0 == 0 and p1 == 0:
+            continue
+        g = np.moveaxis(g, axis, 0)
+        inner = g[p0:p0 + n].copy()
+        if mode != "zeros":
+            index = source_index(n, p0, p1, mode)
+            for i in (*range(p0), *range(p0 + n, p0 + n + p1)):
+                inner[index[i]] += g[i]
+        g = np.moveaxis(inner, 0, axis)
+    return g

@@ -1,0 +1,214 @@
+"""Output sizes and padding resolution for sliding-window ops, answered without running them.
+
+Notation (per spatial axis): ``n`` input size, ``k`` kernel size, ``s`` stride, ``d``
+dilation, ``p0``/``p1`` padding before/after. The dilated kernel spans
+``e = d * (k - 1) + 1`` input pixels and the output size is
+``floor((n + p0 + p1 - e) / s) + 1``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from convolve import _args
+from convolve._args import Pads
+
+
+def effective_kernel(k: int, dilation: int) -> int:
+    return dilation * (k - 1) + 1
+
+
+def resolve_pads(
+    spec: str | Pads, size: tuple[int, int], kernel: tuple[int, int],
+    stride: tuple[int, int], dilation: tuple[int, int],
+) -> Pads:
+    """Per-side pads ``((top, bottom), (left, right))`` for a normalised padding spec."""
+    if not isinstance(spec, str):
+        return spec
+    pads = []
+    for n, k, s, d in zip(size, kernel, stride, dilation):
+        e = effective_kernel(k, d)
+        if spec == "valid":
+            pads.append((0, 0))
+        elif spec == "full":
+            pads.append((e - 1, e - 1))
+        else:  # "same": the TensorFlow rule, odd pixel bottom/right
+            out = -(-n // s)
+            total = max(0, (out - 1) * s + e - n)
+            pads.append((total // 2, total - total // 2))
+    return tuple(pads)  # type: ignore[return-value]
+
+
+def window_output_size(
+    size: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int],
+    dilation: tuple[int, int], pads: Pads, *, what: str = "kernel",
+) -> tuple[int, int]:
+    """Output ``(H_out, W_out)``; a ValueError when the window does not fit once."""
+    out = []
+    for axis, n, k, s, d, (p0, p1) in zip(("height", "width"), size, kernel, stride,
+                                           dilation, pads):
+        e = effective_kernel(k, d)
+        if n + p0 + p1 < e:
+            raise ValueError(
+                f"the {what} is larger than the padded input along the {axis}: {what} size "
+                f"{k} with dilation {d} spans {e} pixels, but the input has {n} pixels "
+                f"plus padding {p0}+{p1} = {n + p0 + p1}"
+            )
+        out.append((n + p0 + p1 - e) // s + 1)
+    return tuple(out)  # type: ignore[return-value]
+
+
+def conv2d_output_shape(
+    input_shape: tuple[int, ...], weight_shape: tuple[int, int, int, int], *,
+    stride: Any = 1, padding: Any = "valid", dilation: Any = 1, groups: int = 1,
+) -> tuple[int, ...]:
+    """The shape ``conv2d`` returns for an input and weight of these shapes.
+
+    Arguments:
+        input_shape: ``(N, H, W, C_in)`` or ``(H, W, C_in)``.
+        weight_shape: ``(KH, KW, C_in // groups, C_out)``.
+
+    Returns:
+        ``(N, H_out, W_out, C_out)`` or ``(H_out, W_out, C_out)``.
+    """
+    geometry = conv_geometry(tuple(input_shape), tuple(weight_shape), stride=stride,
+                             padding=padding, dilation=dilation, groups=groups)
+    return geometry.output_shape
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """Every size of one conv2d call, validated."""
+
+    input_shape: tuple[int, ...]
+    weight_shape: tuple[int, int, int, int]
+    stride: tuple[int, int]
+    dilation: tuple[int, int]
+    pads: Pads
+    groups: int
+    out_hw: tuple[int, int]
+
+    @property
+    def batched(self) -> bool:
+        return len(self.input_shape) == 4
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        shape = (*self.out_hw, self.weight_shape[3])
+        return (self.input_shape[0], *shape) if self.batched else shape
+
+
+def conv_geometry(
+    input_shape: tuple[int, ...], weight_shape: tuple[int, ...], *, stride: Any,
+    padding: Any, dilation: Any, groups: Any,
+) -> ConvGeometry:
+    """Validate the sizes and settings of a conv2d call and resolve its padding."""
+    if len(input_shape) not in (3, 4):
+        raise ValueError(
+            "x must be 4-D (N, H, W, C) or 3-D (H, W, C); received an array of shape "
+            f"{input_shape}"
+        )
+    if len(weight_shape) != 4:
+        raise ValueError(
+            "w must be 4-D (KH, KW, C_in // groups, C_out); received an array of shape "
+            f"{weight_shape}"
+        )
+    if not _args._is_int(groups) or groups < 1:
+        raise ValueError(f"groups must be an int >= 1; received {groups!r}")
+    kh, kw, cg, c_out = weight_shape
+    if min(kh, kw) < 1:
+        raise ValueError(f"kernel size must be >= 1; received w of shape {weight_shape}")
+    c_in = input_shape[-1]
+    if c_in % groups:
+        raise ValueError(
+            f"groups={groups} must divide the input channels; received x of shape "
+            f"{input_shape} with {c_in} channels"
+        )
+    if c_out % groups:
+        raise ValueError(
+            f"groups={groups} must divide the output channels; received w of shape "
+            f"{weight_shape} with {c_out} output channels"
+        )
+    if cg * groups != c_in:
+        raise ValueError(
+            f"w expects {cg} input channels per group ({cg * groups} in all with "
+            f"groups={groups}), but x of shape {input_shape} has {c_in} channels"
+        )
+    stride = _args.pair(stride, "stride")
+    dilation = _args.pair(dilation, "dilation")
+    size = input_shape[-3:-1]
+    pads = resolve_pads(_args.padding_spec(padding), size, (kh, kw), stride, dilation)
+    out_hw = window_output_size(size, (kh, kw), stride, dilation, pads)
+    return ConvGeometry(tuple(input_shape), tuple(weight_shape), stride, dilation, pads,
+                        groups, out_hw)
+
+
+@dataclass(frozen=True)
+class AxisExplanation:
+    axis: str
+    input: int
+    kernel: int
+    dilation: int
+    stride: int
+    pad_before: int
+    pad_after: int
+    output: int
+    dropped: int
+    receptive_field: int
+    windows_in_padding: int
+
+    def __str__(self) -> str:
+        text = (
+            f"{self.axis}: input {self.input}, kernel {self.kernel} (dilation "
+            f"{self.dilation}, spans {self.receptive_field}), stride {self.stride}, pad "
+            f"{self.pad_before}+{self.pad_after} -> output {self.output}"
+        )
+        if self.dropped:
+            text += f"; {self.dropped} input pixel(s) at the end never reached (floor)"
+        if self.windows_in_padding:
+            text += f"; {self.windows_in_padding} window(s) lie entirely in padding"
+        return text
+
+
+@dataclass(frozen=True)
+class Explanation:
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    height: AxisExplanation
+    width: AxisExplanation
+
+    def __str__(self) -> str:
+        return (f"conv2d {self.input_shape} -> {self.output_shape}\n"
+                f"  {self.height}\n  {self.width}")
+
+
+def _explain_axis(axis: str, n: int, k: int, s: int, d: int, p0: int, p1: int,
+                  out: int) -> AxisExplanation:
+    e = effective_kernel(k, d)
+    reached = (out - 1) * s + e  # padded pixels covered by some window
+    dropped = max(0, n + p0 - reached)
+    in_padding = 0
+    for i in range(out):
+        taps = range(i * s, i * s + e, d)
+        if not any(p0 <= t < p0 + n for t in taps):
+            in_padding += 1
+    return AxisExplanation(axis, n, k, d, s, p0, p1, out, dropped, e, in_padding)
+
+
+def explain(
+    input_shape: tuple[int, ...], weight_shape: tuple[int, int, int, int], *,
+    stride: Any = 1, padding: Any = "valid", dilation: Any = 1, groups: int = 1,
+) -> Explanation:
+    """Explain the sizes of a conv2d call: per-side pads, output size, input pixels the
+    floor drops, the receptive field (the dilated kernel's span) and the number of output
+    positions whose window lies entirely in padding. ``str()`` of the result reads well.
+    """
+    g = conv_geometry(tuple(input_shape), tuple(weight_shape), stride=stride,
+                      padding=padding, dilation=dilation, groups=groups)
+    axes = [
+        _explain_axis(name, g.input_shape[-3 + i], g.weight_shape[i], g.stride[i],
+                      g.dilation[i], *g.pads[i], g.out_hw[i])
+        for i, name in enumerate(("height", "width"))
+    ]
+    return Explanation(g.input_shape, g.output_shape, *axes)

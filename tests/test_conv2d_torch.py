@@ -1,0 +1,42 @@
+"""Conformance with torch.nn.functional.conv2d: forward and all three gradients."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+
+import convolve
+from convolve import Tensor
+from tests.strategies import conv_cases
+from tests.torch_ref import conv2d_with_grads
+
+TOLERANCE = {np.float64: 1e-9, np.float32: 1e-4}
+
+
+def check_against_torch(case, dtype, algorithm="auto"):
+    tol = TOLERANCE[dtype]
+    x, w = Tensor(case.x, requires_grad=True), Tensor(case.w, requires_grad=True)
+    b = None if case.b is None else Tensor(case.b, requires_grad=True)
+    y = convolve.conv2d(x, w, b, algorithm=algorithm, **case.kwargs)
+    g = np.random.default_rng(0).standard_normal(y.shape).astype(dtype)
+    y.backward(g)
+    expected, grads = conv2d_with_grads(case.x, case.w, case.b, g, **case.kwargs)
+    assert y.dtype == dtype
+    np.testing.assert_allclose(y.data, expected, rtol=tol, atol=tol)
+    for name, ours, theirs in zip("xwb", (x, w, b), grads):
+        if ours is not None:
+            assert ours.grad.dtype == dtype
+            np.testing.assert_allclose(ours.grad, theirs, rtol=tol, atol=tol,
+                                       err_msg=f"d{name}")
+
+
+@pytest.mark.parametrize("algorithm", ["auto", "gemm", "direct"])
+@settings(max_examples=150, deadline=None)
+@given(case=conv_cases())
+def test_float64_matches_torch(algorithm, case):
+    check_against_torch(case, np.float64, algorithm)
+
+
+@settings(max_examples=150, deadline=None)
+@given(case=conv_cases(dtype=np.float32))
+def test_float32_matches_torch(case):
+    check_against_torch(case, np.float32)

@@ -1,0 +1,47 @@
+"""PyTorch as an oracle: channels-last arrays in, PyTorch's NCHW ops underneath."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.reference import pads_for, source_pixel
+
+torch = pytest.importorskip("torch", reason="torch is not installed: conformance tests skipped")
+F = torch.nn.functional
+
+TORCH_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate",
+              "circular": "circular"}
+
+
+def nchw(x: np.ndarray):
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+
+
+def oihw(w: np.ndarray):
+    return torch.from_numpy(np.ascontiguousarray(w.transpose(3, 2, 0, 1)))
+
+
+def pad_nchw(x, pads, mode):
+    (pt, pb), (pl, pr) = pads
+    if mode in TORCH_MODE:
+        return F.pad(x, (pl, pr, pt, pb), mode=TORCH_MODE[mode])
+    # symmetric has no PyTorch mode: gather rows and columns by the reference's index rule
+    h, w = x.shape[2], x.shape[3]
+    rows = torch.tensor([source_pixel(p, h, mode) for p in range(-pt, h + pb)])
+    cols = torch.tensor([source_pixel(p, w, mode) for p in range(-pl, w + pr)])
+    return x.index_select(2, rows).index_select(3, cols)
+
+
+def conv2d_with_grads(x, w, b, g, *, stride, padding, dilation, groups, padding_mode):
+    """PyTorch's output and (dx, dw, db) for upstream gradient ``g``, all channels-last."""
+    xt = nchw(x).requires_grad_(True)
+    wt = oihw(w).requires_grad_(True)
+    bt = None if b is None else torch.from_numpy(b).requires_grad_(True)
+    pads = pads_for(padding, x.shape[1:3], w.shape[:2], stride, dilation)
+    y = F.conv2d(pad_nchw(xt, pads, padding_mode), wt, bt, stride=stride,
+                 dilation=dilation, groups=groups)
+    y.backward(nchw(g))
+    grads = (xt.grad.numpy().transpose(0, 2, 3, 1), wt.grad.numpy().transpose(2, 3, 1, 0),
+             None if bt is None else bt.grad.numpy())
+    return y.detach().numpy().transpose(0, 2, 3, 1), grads
