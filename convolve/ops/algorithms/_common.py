@@ -77,3 +77,33 @@ def blocks(n: int, out_h: int, row_bytes: int, budget: int
 
 def workspace_budget(output_bytes: int) -> int:
     return max(WORKSPACE_FLOOR, WORKSPACE_FACTOR * output_bytes)
+
+
+def require(condition: bool, algorithm: str, needs: str) -> None:
+    """Refuse a shape that the named ``algorithm`` cannot do."""
+    if not condition:
+        raise ValueError(f"algorithm={algorithm!r} needs {needs}")
+
+
+def transposed_kernel(w: np.ndarray, groups: int) -> np.ndarray:
+    """The kernel of the transposed convolution: ``w: (KH, KW, cg, groups * og)`` flipped
+    in space, each group's channels swapped, giving ``(KH, KW, og, groups * cg)``."""
+    kh, kw, cg, c_out = w.shape
+    og = c_out // groups
+    flipped = w[::-1, ::-1].reshape(kh, kw, cg, groups, og)
+    return np.ascontiguousarray(flipped.transpose(0, 1, 4, 3, 2)).reshape(
+        kh, kw, og, groups * cg)
+
+
+def embed_gradient(g: np.ndarray, grid: tuple[int, int]) -> tuple[np.ndarray, int]:
+    """``g: (N, H_out, W_out, C)`` placed at the top-left of each ``grid = (Hp, Wp)`` image,
+    zeros elsewhere, as a matrix of its first ``rows`` rows (the last one a pixel of ``g``).
+    Returns ``(matrix: (rows, C), rows)``."""
+    n, ho, wo, c = g.shape
+    hp, wp = grid
+    rows = (n - 1) * hp * wp + (ho - 1) * wp + wo
+    if (ho, wo) == (hp, wp):
+        return np.ascontiguousarray(g).reshape(-1, c), rows
+    full = np.zeros((n, hp, wp, c), dtype=g.dtype)
+    full[:, :ho, :wo] = g
+    return full.reshape(-1, c)[:rows], rows
