@@ -90,7 +90,7 @@ def grad_weight(xp: np.ndarray, g: np.ndarray, *, w_shape: tuple[int, ...],
     """``dw[r, s] = X[rows + offset]^T @ G`` with ``G`` the gradient placed on the padded
     grid (zeros where no output pixel is)."""
     _check(stride)
-    n, hp, wp, c = xp.shape
+    _, hp, wp, c = xp.shape
     kh, kw, cg, c_out = w_shape
     og = c_out // groups
     x = np.ascontiguousarray(xp).reshape(-1, c)
