@@ -26,6 +26,12 @@ def _weight_matrix(w: np.ndarray, groups: int) -> np.ndarray:
         groups, kh * kw * cg, og)
 
 
+def _subsample(xp: np.ndarray, out_hw: tuple[int, int], stride: tuple[int, int]
+               ) -> np.ndarray:
+    """The pixels a 1x1 kernel reads: ``(N, H_out, W_out, C_in)``, a view."""
+    return xp[:, :out_hw[0] * stride[0]:stride[0], :out_hw[1] * stride[1]:stride[1]]
+
+
 def _chunks(xp: np.ndarray, kernel: tuple[int, int], out_hw: tuple[int, int],
             stride: tuple[int, int], dilation: tuple[int, int], groups: int,
             output_bytes: int):
@@ -50,6 +56,10 @@ def forward(xp: np.ndarray, w: np.ndarray, *, stride: tuple[int, int],
             dilation: tuple[int, int], groups: int, out_hw: tuple[int, int]) -> np.ndarray:
     n, c_out = xp.shape[0], w.shape[3]
     y = np.empty((n, *out_hw, c_out), dtype=xp.dtype)
+    if w.shape[:2] == (1, 1) and groups == 1:  # no patches: subsample, then one product
+        x = np.ascontiguousarray(_subsample(xp, out_hw, stride))
+        np.matmul(x.reshape(-1, x.shape[3]), w[0, 0], out=y.reshape(-1, c_out))
+        return y
     wmat = _weight_matrix(w, groups)
     for n0, n1, h0, h1, patches in _chunks(xp, w.shape[:2], out_hw, stride, dilation,
                                            groups, y.nbytes):
@@ -67,6 +77,9 @@ def grad_weight(xp: np.ndarray, g: np.ndarray, *, w_shape: tuple[int, ...],
     kh, kw, cg, c_out = w_shape
     og = c_out // groups
     out_hw = g.shape[1:3]
+    if (kh, kw) == (1, 1) and groups == 1:
+        x = _subsample(xp, out_hw, stride)
+        return (x.reshape(-1, cg).T @ g.reshape(-1, c_out)).reshape(w_shape)
     dw = np.zeros((groups, kh * kw * cg, og), dtype=xp.dtype)
     for n0, n1, h0, h1, patches in _chunks(xp, (kh, kw), out_hw, stride, dilation,
                                            groups, g.nbytes):
@@ -117,6 +130,5 @@ def _grad_input_1x1(g: np.ndarray, w: np.ndarray, xp_shape: tuple[int, ...],
     out_h, out_w = g.shape[1:3]
     dxp = np.zeros(xp_shape, dtype=g.dtype)
     wt = grouped_weight_transpose(w[0, 0], groups)
-    dxp[:, :out_h * stride[0]:stride[0], :out_w * stride[1]:stride[1]] = grouped_matmul(
-        g, wt, groups)
+    _subsample(dxp, (out_h, out_w), stride)[...] = grouped_matmul(g, wt, groups)
     return dxp
