@@ -78,14 +78,42 @@ class Winograd:
                 dilation: tuple[int, int], groups: int,
                 out_hw: tuple[int, int]) -> np.ndarray:
         self._check(w.shape[:2], stride, dilation)
+        n, hp, wp, c = xp.shape
+        grid = self._grid(out_hw)
+        if (hp, wp) != grid:
+            grown = np.zeros((n, *grid, c), dtype=xp.dtype)
+            grown[:, :hp, :wp] = xp
+            xp = grown
+        y = self._tiles(xp, w, groups)
+        if y.shape[1:3] != tuple(out_hw):
+            y = np.ascontiguousarray(y[:, :out_hw[0], :out_hw[1]])
+        return y
+
+    def grad_input(self, g: np.ndarray, w: np.ndarray, *, xp_shape: tuple[int, ...],
+                   stride: tuple[int, int], dilation: tuple[int, int],
+                   groups: int) -> np.ndarray:
+        """The transposed convolution: ``g`` zero-padded by 2 on every side (and up to
+        whole tiles), correlated with the flipped kernel whose in/out channels are
+        swapped."""
+        self._check(w.shape[:2], stride, dilation)
+        n, ho, wo, c_out = g.shape
+        gp = np.zeros((n, *self._grid(xp_shape[1:3]), c_out), dtype=g.dtype)
+        gp[:, 2:2 + ho, 2:2 + wo] = g
+        dxp = self._tiles(gp, transposed_kernel(w, groups), groups)
+        return dxp[:, :xp_shape[1], :xp_shape[2]]
+
+    def _grid(self, out_hw: tuple[int, ...]) -> tuple[int, int]:
+        """The input size whose tiles cover ``out_hw`` exactly."""
+        m = self.m
+        return -(-out_hw[0] // m) * m + 2, -(-out_hw[1] // m) * m + 2
+
+    def _tiles(self, xp: np.ndarray, w: np.ndarray, groups: int) -> np.ndarray:
+        """The convolution of ``xp`` whose size ``(th * m + 2, tw * m + 2)`` is whole
+        tiles: ``(N, th * m, tw * m, C_out)``."""
         m, t = self.m, self.m + 2
         n, hp, wp, c = xp.shape
         c_out = w.shape[3]
-        th, tw = -(-out_hw[0] // m), -(-out_hw[1] // m)
-        if (hp, wp) != (th * m + 2, tw * m + 2):
-            grown = np.zeros((n, th * m + 2, tw * m + 2, c), dtype=xp.dtype)
-            grown[:, :hp, :wp] = xp
-            xp = grown
+        th, tw = (hp - 2) // m, (wp - 2) // m
         sn, sh, sw, sc = xp.strides
         tiles = as_strided(xp, (n, th, tw, t, t, c), (sn, m * sh, m * sw, sh, sw, sc),
                            writeable=False)
@@ -107,19 +135,7 @@ class Winograd:
             out = (a @ prod.reshape(t * t, -1)).reshape(m, m, nb, rh, tw, c_out)
             target = y[n0:n1, h0 * m:h1 * m].reshape(nb, rh, m, tw, m, c_out)
             np.copyto(target, out.transpose(2, 3, 0, 4, 1, 5))
-        if y.shape[1:3] != tuple(out_hw):
-            y = np.ascontiguousarray(y[:, :out_hw[0], :out_hw[1]])
         return y
-
-    def grad_input(self, g: np.ndarray, w: np.ndarray, *, xp_shape: tuple[int, ...],
-                   stride: tuple[int, int], dilation: tuple[int, int],
-                   groups: int) -> np.ndarray:
-        """The transposed convolution: ``g`` zero-padded by 2 on every side, correlated
-        with the flipped kernel whose in/out channels are swapped."""
-        self._check(w.shape[:2], stride, dilation)
-        gp = np.pad(g, ((0, 0), (2, 2), (2, 2), (0, 0)))
-        return self.forward(gp, transposed_kernel(w, groups), stride=stride,
-                            dilation=dilation, groups=groups, out_hw=tuple(xp_shape[1:3]))
 
     def grad_weight(self, xp: np.ndarray, g: np.ndarray, *, w_shape: tuple[int, ...],
                     stride: tuple[int, int], dilation: tuple[int, int],
