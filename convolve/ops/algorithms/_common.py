@@ -7,7 +7,11 @@ further padding; ``conv2d`` pads and unpads around it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -107,3 +111,31 @@ def embed_gradient(g: np.ndarray, grid: tuple[int, int]) -> tuple[np.ndarray, in
     full = np.zeros((n, hp, wp, c), dtype=g.dtype)
     full[:, :ho, :wo] = g
     return full.reshape(-1, c)[:rows], rows
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+# NumPy's elementwise loops release the GIL but run on one core; methods built of them
+# (shift-and-add filtering) split their row blocks over these threads. BLAS threads itself.
+THREADS = min(8, _cores())
+_pool: ThreadPoolExecutor | None = None
+
+
+def parallel(run: Callable[[list], Any], items: Sequence) -> None:
+    """``run(part)`` on ``THREADS`` contiguous parts of ``items`` at once."""
+    global _pool
+    parts = min(THREADS, len(items))
+    if parts <= 1:
+        run(list(items))
+        return
+    if _pool is None:
+        _pool = ThreadPoolExecutor(THREADS, thread_name_prefix="convolve")
+    bounds = [len(items) * i // parts for i in range(parts + 1)]
+    futures = [_pool.submit(run, list(items[a:b])) for a, b in itertools.pairwise(bounds)]
+    for future in futures:
+        future.result()
