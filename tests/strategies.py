@@ -31,6 +31,7 @@ ALGORITHM_LIMITS = {
     "gemm": {},
     "direct": {},
     "shift_gemm": {"max_stride": 1},
+    "fft": {},
     "winograd": {"max_stride": 1, "max_dilation": 1, "kernel": (3, 3)},
     "winograd_f2": {"max_stride": 1, "max_dilation": 1, "kernel": (3, 3)},
 }

@@ -9,14 +9,14 @@ from typing import Any
 import numpy as np
 
 from convolve import _args
-from convolve.ops.algorithms import direct, gemm, shift_gemm, winograd
+from convolve.ops.algorithms import direct, fft, gemm, shift_gemm, winograd
 from convolve.ops.pad import check_pads, pad, pad_adjoint
 from convolve.shapes import ConvGeometry, conv_geometry
 from convolve.tensor import data, needs_grad, record
 
 ALGORITHMS: dict[str, Any] = {
     "gemm": gemm, "direct": direct, "shift_gemm": shift_gemm,
-    "winograd": winograd.F4, "winograd_f2": winograd.F2,
+    "winograd": winograd.F4, "winograd_f2": winograd.F2, "fft": fft,
 }
 
 
