@@ -199,17 +199,20 @@ def _along(x, axis, one):
     return np.moveaxis(y, -1, axis)
 
 
-def _log_sum_exp(values):
-    top = max(values)
-    return top + math.log(math.fsum(math.exp(v - top) for v in values))
-
-
 def softmax(x, axis=-1):
-    return _along(x, axis, lambda vs: [math.exp(v - _log_sum_exp(vs)) for v in vs])
+    def one(values):
+        top = max(values)
+        total = math.fsum(math.exp(v - top) for v in values)
+        return [math.exp(v - top) / total for v in values]
+    return _along(x, axis, one)
 
 
 def log_softmax(x, axis=-1):
-    return _along(x, axis, lambda vs: [v - _log_sum_exp(vs) for v in vs])
+    def one(values):
+        top = max(values)
+        log_total = math.log(math.fsum(math.exp(v - top) for v in values))
+        return [(v - top) - log_total for v in values]
+    return _along(x, axis, one)
 
 
 def batch_norm(x, gamma, beta, running_mean, running_var, *, training, momentum=0.1,
