@@ -65,10 +65,29 @@ def geomean(values: Sequence[float]) -> float:
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A Markdown table; floats are printed with 3 significant digits."""
-    def cell(value: object) -> str:
-        return f"{value:.3g}" if isinstance(value, float) else str(value)
-
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def environment() -> str:
+    """One Markdown paragraph: versions, cores, load and BLAS settings of this run."""
+    import os
+    import platform
+
+    import numpy as np
+
+    parts = [f"NumPy {np.__version__}", f"Python {platform.python_version()}",
+             f"{os.cpu_count()} cores"]
+    try:
+        import torch
+    except ImportError:
+        pass
+    else:
+        parts.append(f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
+    if hasattr(os, "getloadavg"):
+        parts.append("load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+    for name in ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS"):
+        if name in os.environ:
+            parts.append(f"{name}={os.environ[name]}")
+    return "Environment: " + ", ".join(parts) + "."
