@@ -117,3 +117,50 @@ def rank(array: np.ndarray, name: str, ranks: tuple[int, ...], layout: str) -> N
             f"{name} must be {expected} {layout}; received an array of shape "
             f"{tuple(array.shape)}"
         )
+
+
+def positive_int(value: Any, name: str) -> int:
+    if not _is_int(value):
+        raise TypeError(f"{name} must be an int; received {describe(value)}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1; received {value!r}")
+    return int(value)
+
+
+def real(
+    value: Any, name: str, *, low: float = -np.inf, high: float = np.inf,
+    low_open: bool = False, high_open: bool = False,
+) -> float:
+    """A real number in the interval from ``low`` to ``high`` (closed unless ``*_open``)."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number; received {describe(value)}")
+    value = float(value)
+    too_low = value <= low if low_open else value < low
+    too_high = value >= high if high_open else value > high
+    if too_low or too_high or np.isnan(value):
+        interval = (f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}")
+        raise ValueError(f"{name} must be in {interval}; received {value!r}")
+    return value
+
+
+def float_dtype(value: Any, name: str = "dtype") -> np.dtype:
+    """float32 or float64 as an ``np.dtype``; anything else is refused."""
+    try:
+        dtype = None if value is None else np.dtype(value)
+    except TypeError:
+        dtype = None
+    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise TypeError(f"{name} must be float32 or float64; received {value!r}")
+    return dtype
+
+
+def rng(seed: Any, name: str = "seed") -> np.random.Generator:
+    """A Generator from None (fresh entropy), a non-negative int or a Generator (shared)."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is not None and not _is_int(seed):
+        raise TypeError(
+            f"{name} must be None, an int or a numpy.random.Generator; received {seed!r}")
+    if seed is not None and seed < 0:
+        raise ValueError(f"{name} must be non-negative; received {seed!r}")
+    return np.random.default_rng(seed)
