@@ -11,7 +11,7 @@ import convolve
 from convolve.commands import CommandError
 
 # Each module defines ``register(subparsers)``, which adds its parser and sets ``run``.
-COMMANDS = ("explain",)
+COMMANDS = ("explain", "summary")
 
 
 def build_parser() -> argparse.ArgumentParser:
