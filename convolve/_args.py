@@ -154,13 +154,30 @@ def float_dtype(value: Any, name: str = "dtype") -> np.dtype:
     return dtype
 
 
-def rng(seed: Any, name: str = "seed") -> np.random.Generator:
-    """A Generator from None (fresh entropy), a non-negative int or a Generator (shared)."""
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if seed is not None and not _is_int(seed):
-        raise TypeError(
-            f"{name} must be None, an int or a numpy.random.Generator; received {seed!r}")
-    if seed is not None and seed < 0:
-        raise ValueError(f"{name} must be non-negative; received {seed!r}")
-    return np.random.default_rng(seed)
+def axis(value: Any, ndim: int, name: str = "axis") -> int:
+    """Normalise an axis of an ``ndim``-D array to a non-negative int."""
+    if not _is_int(value) or not -ndim <= value < ndim:
+        raise ValueError(
+            f"{name} must be an int in [-{ndim}, {ndim}) for a {ndim}-D input; "
+            f"received {value!r}"
+        )
+    return int(value) % ndim
+
+
+def generator(value: Any, name: str = "rng") -> np.random.Generator:
+    """A NumPy Generator from None (fresh entropy), an int seed or a Generator."""
+    if value is None or _is_int(value):
+        return np.random.default_rng(value)
+    if isinstance(value, np.random.Generator):
+        return value
+    raise TypeError(
+        f"{name} must be None, an int seed or a numpy.random.Generator; received "
+        f"{describe(value)}"
+    )
+
+
+def fraction(value: Any, name: str) -> float:
+    """A real number in [0, 1]."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not 0 <= value <= 1:
+        raise ValueError(f"{name} must be a number in [0, 1]; received {value!r}")
+    return float(value)

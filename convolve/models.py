@@ -24,7 +24,7 @@ def lenet5(input_shape: tuple[int, int, int] = (32, 32, 3), num_classes: int = 1
     """LeNet-5 with ReLU and max pooling: valid 5x5 convs with 6 and 16 filters, each
     followed by a 2x2 max pool, then dense 120-84-``num_classes`` (logits).
     62,006 parameters on (32, 32, 3) with 10 classes."""
-    rng = _args.rng(seed)
+    rng = _args.generator(seed, "seed")
     model = Sequential([
         Conv2D(6, 5, activation="relu", seed=rng),
         MaxPool2D(2),
@@ -44,7 +44,7 @@ def mnist_cnn(input_shape: tuple[int, int, int] = (28, 28, 1), num_classes: int 
     """The default MNIST model: two blocks of two valid 3x3 convolutions (32 then 64
     filters, each followed by batch normalisation and ReLU) and a 2x2 max pool, then dense
     128 with dropout 0.3 and dense ``num_classes`` (logits)."""
-    rng = _args.rng(seed)
+    rng = _args.generator(seed, "seed")
 
     def conv_block(filters: int) -> list[Any]:
         return [Conv2D(filters, 3, use_bias=False, seed=rng), BatchNorm2D(), ReLU()]

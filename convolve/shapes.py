@@ -50,13 +50,18 @@ def window_output_size(
                                            dilation, pads):
         e = effective_kernel(k, d)
         if n + p0 + p1 < e:
-            raise ValueError(
-                f"the {what} is larger than the padded input along the {axis}: {what} size "
-                f"{k} with dilation {d} spans {e} pixels, but the input has {n} pixels "
-                f"plus padding {p0}+{p1} = {n + p0 + p1}"
-            )
+            raise _window_too_large(what, axis, n, k, d, p0, p1)
         out.append((n + p0 + p1 - e) // s + 1)
     return tuple(out)  # type: ignore[return-value]
+
+
+def _window_too_large(what: str, axis: str, n: int, k: int, d: int, p0: int,
+                      p1: int) -> ValueError:
+    return ValueError(
+        f"the {what} is larger than the padded input along the {axis}: {what} size "
+        f"{k} with dilation {d} spans {effective_kernel(k, d)} pixels, but the input has "
+        f"{n} pixels plus padding {p0}+{p1} = {n + p0 + p1}"
+    )
 
 
 def conv2d_output_shape(
@@ -99,16 +104,20 @@ class ConvGeometry:
         return (self.input_shape[0], *shape) if self.batched else shape
 
 
-def conv_geometry(
-    input_shape: tuple[int, ...], weight_shape: tuple[int, ...], *, stride: Any,
-    padding: Any, dilation: Any, groups: Any,
-) -> ConvGeometry:
-    """Validate the sizes and settings of a conv2d call and resolve its padding."""
+def check_image_rank(input_shape: tuple[int, ...]) -> None:
     if len(input_shape) not in (3, 4):
         raise ValueError(
             "x must be 4-D (N, H, W, C) or 3-D (H, W, C); received an array of shape "
             f"{input_shape}"
         )
+
+
+def conv_geometry(
+    input_shape: tuple[int, ...], weight_shape: tuple[int, ...], *, stride: Any,
+    padding: Any, dilation: Any, groups: Any,
+) -> ConvGeometry:
+    """Validate the sizes and settings of a conv2d call and resolve its padding."""
+    check_image_rank(input_shape)
     if len(weight_shape) != 4:
         raise ValueError(
             "w must be 4-D (KH, KW, C_in // groups, C_out); received an array of shape "
@@ -142,6 +151,188 @@ def conv_geometry(
     out_hw = window_output_size(size, (kh, kw), stride, dilation, pads)
     return ConvGeometry(tuple(input_shape), tuple(weight_shape), stride, dilation, pads,
                         groups, out_hw)
+
+
+@dataclass(frozen=True)
+class ConvTransposeGeometry:
+    """Every size of one conv_transpose2d call, validated.
+
+    ``output_padding`` is the effective one (for ``padding="same"`` it is derived).
+    """
+
+    input_shape: tuple[int, ...]
+    weight_shape: tuple[int, int, int, int]
+    stride: tuple[int, int]
+    dilation: tuple[int, int]
+    pads: Pads
+    output_padding: tuple[int, int]
+    groups: int
+    out_hw: tuple[int, int]
+
+    @property
+    def batched(self) -> bool:
+        return len(self.input_shape) == 4
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        shape = (*self.out_hw, self.weight_shape[2] * self.groups)
+        return (self.input_shape[0], *shape) if self.batched else shape
+
+    @property
+    def transposed(self) -> ConvGeometry:
+        """The conv2d whose input-gradient this is: it maps the output back to the input."""
+        return ConvGeometry(self.output_shape, self.weight_shape, self.stride, self.dilation,
+                            self.pads, self.groups, tuple(self.input_shape[-3:-1]))
+
+
+def conv_transpose_geometry(
+    input_shape: tuple[int, ...], weight_shape: tuple[int, ...], *, stride: Any,
+    padding: Any, output_padding: Any, dilation: Any, groups: Any,
+) -> ConvTransposeGeometry:
+    """Validate the sizes and settings of a conv_transpose2d call and resolve its padding.
+
+    Per axis the output size is ``(n - 1) * s - p0 - p1 + d * (k - 1) + output_padding + 1``.
+    ``padding="same"`` gives ``n * s`` (the size conv2d's "same" maps back to ``n``), with
+    that size's "same" pads; ``"valid"`` and ``"full"`` pad as conv2d does.
+    """
+    check_image_rank(input_shape)
+    if len(weight_shape) != 4:
+        raise ValueError(
+            "w must be 4-D (KH, KW, C_out // groups, C_in); received an array of shape "
+            f"{weight_shape}"
+        )
+    if not _args._is_int(groups) or groups < 1:
+        raise ValueError(f"groups must be an int >= 1; received {groups!r}")
+    kh, kw, _, c_w = weight_shape
+    if min(kh, kw) < 1:
+        raise ValueError(f"kernel size must be >= 1; received w of shape {weight_shape}")
+    c_in = input_shape[-1]
+    if c_w != c_in:
+        raise ValueError(
+            f"w of shape {weight_shape} (KH, KW, C_out // groups, C_in) expects {c_w} input "
+            f"channels, but x of shape {input_shape} has {c_in} channels"
+        )
+    if c_in % groups:
+        raise ValueError(
+            f"groups={groups} must divide the input channels; received x of shape "
+            f"{input_shape} with {c_in} channels"
+        )
+    stride = _args.pair(stride, "stride")
+    dilation = _args.pair(dilation, "dilation")
+    extra = _args.pair(output_padding, "output_padding", minimum=0)
+    size = input_shape[-3:-1]
+    spec = _args.padding_spec(padding)
+    if spec == "same":
+        if extra != (0, 0):
+            raise ValueError(
+                "output_padding must be 0 with padding='same', whose output size is the "
+                f"input size times the stride; received output_padding={output_padding!r}"
+            )
+        target = tuple(n * s for n, s in zip(size, stride))
+        pads = resolve_pads(spec, target, (kh, kw), stride, dilation)
+        extra = tuple(t - ((n - 1) * s - p0 - p1 + effective_kernel(k, d))
+                      for t, n, s, (p0, p1), k, d in zip(target, size, stride, pads,
+                                                          (kh, kw), dilation))
+    else:
+        pads = resolve_pads(spec, size, (kh, kw), stride, dilation)
+    out_hw = []
+    for axis, n, k, s, d, (p0, p1), op in zip(("height", "width"), size, (kh, kw), stride,
+                                               dilation, pads, extra):
+        if op >= s and op >= d:
+            raise ValueError(
+                f"output_padding must be smaller than the stride or the dilation along the "
+                f"{axis}; received output_padding {op} with stride {s} and dilation {d}"
+            )
+        full = (n - 1) * s + effective_kernel(k, d) + op
+        if full - p0 - p1 < 1:
+            raise ValueError(
+                f"the padding removes the whole output along the {axis}: the transposed "
+                f"convolution spans {full} pixels, but padding {p0}+{p1} = {p0 + p1} is "
+                "cut from them"
+            )
+        out_hw.append(full - p0 - p1)
+    return ConvTransposeGeometry(tuple(input_shape), tuple(weight_shape), stride, dilation,
+                                 pads, tuple(extra), groups, tuple(out_hw))
+
+
+@dataclass(frozen=True)
+class PoolGeometry:
+    """Every size of one pooling call, validated.
+
+    ``overhang``: pixels past the padded input's bottom and right edge that ceil_mode's last
+    window reaches; they hold nothing and are never counted.
+    """
+
+    input_shape: tuple[int, ...]
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    dilation: tuple[int, int]
+    pads: Pads
+    overhang: tuple[int, int]
+    out_hw: tuple[int, int]
+
+    @property
+    def batched(self) -> bool:
+        return len(self.input_shape) == 4
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        shape = (*self.out_hw, self.input_shape[-1])
+        return (self.input_shape[0], *shape) if self.batched else shape
+
+
+def pool_output_size(
+    size: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int],
+    dilation: tuple[int, int], pads: Pads, *, ceil_mode: bool,
+) -> tuple[int, int]:
+    """Output ``(H_out, W_out)`` of a pooling window, PyTorch's rule.
+
+    ``floor((n + p0 + p1 - e) / s) + 1``, or with ``ceil_mode`` the ceiling, less one when
+    that last window would start past the input and its top/left padding
+    (``(out - 1) * s >= n + p0``). A ValueError when no window fits.
+    """
+    out = []
+    for axis, n, k, s, d, (p0, p1) in zip(("height", "width"), size, kernel, stride,
+                                           dilation, pads):
+        span = n + p0 + p1 - effective_kernel(k, d)
+        o = (span + (s - 1 if ceil_mode else 0)) // s + 1
+        if ceil_mode and (o - 1) * s >= n + p0:
+            o -= 1
+        if o < 1:
+            raise _window_too_large("pool", axis, n, k, d, p0, p1)
+        out.append(o)
+    return tuple(out)  # type: ignore[return-value]
+
+
+def pool_geometry(
+    input_shape: tuple[int, ...], pool_size: Any, *, stride: Any, padding: Any,
+    dilation: Any, ceil_mode: bool,
+) -> PoolGeometry:
+    """Validate the sizes and settings of a pooling call and resolve its padding.
+
+    ``stride=None`` means the pool size. Each pad may be at most half the pool size
+    (``pool_size // 2``), PyTorch's rule.
+    """
+    check_image_rank(input_shape)
+    kernel = _args.pair(pool_size, "pool_size")
+    stride = kernel if stride is None else _args.pair(stride, "stride")
+    dilation = _args.pair(dilation, "dilation")
+    size = input_shape[-3:-1]
+    pads = resolve_pads(_args.padding_spec(padding), size, kernel, stride, dilation)
+    for axis, k, (p0, p1) in zip(("height", "width"), kernel, pads):
+        if max(p0, p1) > k // 2:
+            raise ValueError(
+                f"padding must be at most half the pool size along the {axis} (pool size "
+                f"{k} allows {k // 2}); received pads ({p0}, {p1}) from "
+                f"padding={padding!r}"
+            )
+    out_hw = pool_output_size(size, kernel, stride, dilation, pads, ceil_mode=ceil_mode)
+    overhang = tuple(
+        max(0, (o - 1) * s + effective_kernel(k, d) - (n + p0 + p1))
+        for o, s, k, d, n, (p0, p1) in zip(out_hw, stride, kernel, dilation, size, pads)
+    )
+    return PoolGeometry(tuple(input_shape), kernel, stride, dilation, pads,
+                        overhang, out_hw)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

@@ -112,7 +112,7 @@ def test_load_state_dict_wrong_dtype():
     model = lenet()
     state = model.state_dict()
     state["0.bias"] = state["0.bias"].astype(np.float64)
-    with pytest.raises(ValueError, match="'0.bias' has dtype float64 in the state_dict but "
+    with pytest.raises(ValueError, match=r"'0.bias' has dtype float64 in the state_dict but "
                                          "float32 in the model"):
         model.load_state_dict(state)
 

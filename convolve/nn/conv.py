@@ -30,7 +30,7 @@ class _Conv(Module):
         self.activation, self._activation = resolve_activation(activation)
         self.use_bias = bool(use_bias)
         self.dtype = _args.float_dtype(dtype)
-        self._rng = _args.rng(seed)
+        self._rng = _args.generator(seed, "seed")
         self.in_channels: int | None = None
         self.register_parameter("weight", None)
         if self.use_bias:

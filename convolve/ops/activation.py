@@ -1,0 +1,139 @@
+"""Activation functions, each forward beside its backward; all keep the input's dtype.
+
+Arrays in, array out; a Tensor in, a recorded Tensor out. Integer input is refused.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from convolve import _args
+from convolve.tensor import data, record
+
+# erf(a) by its everywhere-positive series below this point (no cancellation), erfc(a) by
+# its continued fraction above it; both reach double precision with these many terms.
+_ERF_SPLIT = 2.5
+_SERIES_TERMS = 50
+_FRACTION_TERMS = 30
+
+
+def _erf_series(a: np.ndarray) -> np.ndarray:
+    """erf(a) = 2 / sqrt(pi) * exp(-a^2) * sum_n 2^n a^(2n+1) / (1 * 3 * ... * (2n+1))."""
+    term = a.copy()
+    total = a.copy()
+    twice_square = 2 * a * a
+    for n in range(1, _SERIES_TERMS):
+        term *= twice_square / (2 * n + 1)
+        total += term
+    return 2 / math.sqrt(math.pi) * np.exp(-a * a) * total
+
+
+def _erfc_fraction(a: np.ndarray) -> np.ndarray:
+    """erfc(a) = exp(-a^2) / sqrt(pi) / (a + (1/2) / (a + 1 / (a + (3/2) / (a + ...))))."""
+    denominator = a.copy()
+    for k in range(_FRACTION_TERMS, 0, -1):
+        denominator = a + (k / 2) / denominator
+    return np.exp(-a * a) / (math.sqrt(math.pi) * denominator)
+
+
+def _normal_cdf(x: np.ndarray) -> np.ndarray:
+    """Phi(x) = (1 + erf(x / sqrt(2))) / 2 in float64, accurate relative to Phi even in the
+    far left tail."""
+    a = np.abs(x) / math.sqrt(2)
+    near = a < _ERF_SPLIT
+    cdf = np.empty_like(a)
+    cdf[near] = 0.5 + 0.5 * np.copysign(_erf_series(a[near]), x[near])
+    tail = 0.5 * _erfc_fraction(a[~near])
+    cdf[~near] = np.where(x[~near] > 0, 1 - tail, tail)
+    return cdf
+
+
+def _input(x: Any) -> np.ndarray:
+    return _args.float_array(data(x), "x")
+
+
+def relu(x: Any) -> Any:
+    """``max(x, 0)``; the gradient at 0 is 0, as PyTorch's."""
+    xa = _input(x)
+    return record(np.maximum(xa, 0), (x,), lambda g: (np.where(xa > 0, g, 0),))
+
+
+def leaky_relu(x: Any, negative_slope: float = 0.01) -> Any:
+    """``x`` where ``x > 0``, else ``negative_slope * x``."""
+    if not isinstance(negative_slope, (int, float)) or isinstance(negative_slope, bool):
+        raise TypeError(f"negative_slope must be a number; received {negative_slope!r}")
+    xa = _input(x)
+    positive = xa > 0
+    y = np.where(positive, xa, xa * negative_slope)
+    return record(y, (x,), lambda g: (np.where(positive, g, g * negative_slope),))
+
+
+def tanh(x: Any) -> Any:
+    y = np.tanh(_input(x))
+    return record(y, (x,), lambda g: (g * (1 - y * y),))
+
+
+def sigmoid(x: Any) -> Any:
+    """``1 / (1 + exp(-x))``, computed from ``exp(-|x|)`` so that no exp overflows."""
+    xa = _input(x)
+    e = np.exp(-np.abs(xa))
+    y = np.where(xa >= 0, 1, e) / (1 + e)
+    return record(y, (x,), lambda g: (g * y * (1 - y),))
+
+
+def softmax(x: Any, axis: int = -1) -> Any:
+    """``exp(x) / sum(exp(x))`` along ``axis``, shifted by the maximum (stable for any
+    finite input)."""
+    xa = _input(x)
+    axis = _args.axis(axis, xa.ndim)
+    e = np.exp(xa - xa.max(axis=axis, keepdims=True))
+    y = e / e.sum(axis=axis, keepdims=True)
+    return record(y, (x,), lambda g: (y * (g - (g * y).sum(axis=axis, keepdims=True)),))
+
+
+def log_softmax(x: Any, axis: int = -1) -> Any:
+    """``x - log(sum(exp(x)))`` along ``axis``, by the log-sum-exp of the shifted input."""
+    xa = _input(x)
+    axis = _args.axis(axis, xa.ndim)
+    shifted = xa - xa.max(axis=axis, keepdims=True)
+    y = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        return (g - np.exp(y) * g.sum(axis=axis, keepdims=True),)
+
+    return record(y, (x,), backward)
+
+
+_SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
+_GELU_CUBIC = 0.044715
+
+
+def gelu(x: Any, approximate: str = "none") -> Any:
+    """``x * Phi(x)`` with Phi the standard normal CDF (``approximate="none"``), or
+    ``x / 2 * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 x^3)))`` (``"tanh"``), as PyTorch's.
+    """
+    _args.choice(approximate, "approximate", ("none", "tanh"))
+    xa = _input(x)
+    x64 = xa.astype(np.float64, copy=False)
+    if approximate == "none":
+        cdf = _normal_cdf(x64)
+        y = x64 * cdf
+
+        def slope() -> np.ndarray:
+            return cdf + x64 * np.exp(-0.5 * x64 * x64) / math.sqrt(2 * math.pi)
+    else:
+        t = np.tanh(_SQRT_2_OVER_PI * (x64 + _GELU_CUBIC * x64 ** 3))
+        y = 0.5 * x64 * (1 + t)
+
+        def slope() -> np.ndarray:
+            inner = _SQRT_2_OVER_PI * (1 + 3 * _GELU_CUBIC * x64 * x64)
+            return 0.5 * (1 + t) + 0.5 * x64 * (1 - t * t) * inner
+
+    return record(y.astype(xa.dtype, copy=False), (x,),
+                  lambda g: ((g * slope()).astype(g.dtype, copy=False),))
+
+
+__all__ = ["gelu", "leaky_relu", "log_softmax", "relu", "sigmoid", "softmax", "tanh"]

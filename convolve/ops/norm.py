@@ -1,0 +1,118 @@
+"""Batch normalisation per channel (the last axis): forward beside backward."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+from convolve import _args
+from convolve.tensor import data, needs_grad, record
+
+
+def _channel_array(value: Any, name: str, channels: int, x_shape: tuple[int, ...]
+                   ) -> np.ndarray | None:
+    if value is None:
+        return None
+    if name.startswith("running") and not isinstance(data(value), np.ndarray):
+        raise TypeError(
+            f"{name} must be an ndarray (or Tensor), updated in place; received "
+            f"{_args.describe(value)}"
+        )
+    array = _args.float_array(data(value), name)
+    if array.shape != (channels,):
+        raise ValueError(
+            f"{name} must have shape (C,) = ({channels},) for x of shape {x_shape}; "
+            f"received shape {array.shape}"
+        )
+    return array
+
+
+def _number(value: Any, name: str) -> float:
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number; received {value!r}")
+    return float(value)
+
+
+def batch_norm(
+    x: Any, gamma: Any, beta: Any, running_mean: Any, running_var: Any, *, training: bool,
+    momentum: float = 0.1, eps: float = 1e-5,
+) -> Any:
+    """``(x - mean) / sqrt(var + eps) * gamma + beta`` per channel (the last axis).
+
+    In training the statistics are the batch's, over every axis but the last (biased
+    variance), and ``running_mean`` / ``running_var`` (when given) are updated in place:
+    ``running = (1 - momentum) * running + momentum * batch``, with the unbiased batch
+    variance, as PyTorch. In evaluation the running statistics are used.
+
+    Arguments:
+        x: ``(N, H, W, C)``, ``(N, C)`` or any ``(..., C)`` with at least 2 axes.
+        gamma, beta: ``(C,)`` or None (scale 1, shift 0).
+        running_mean, running_var: ``(C,)`` float ndarrays (or Tensors), or None; required
+            when ``training`` is False.
+        training: use (and record) the batch statistics.
+
+    Returns:
+        An array (or recorded Tensor) of ``x``'s shape; gradients flow to x, gamma, beta.
+    """
+    xa = _args.float_array(data(x), "x")
+    if xa.ndim < 2:
+        raise ValueError(
+            f"x must have at least 2 axes (..., C), channels last; received an array of "
+            f"shape {xa.shape}"
+        )
+    momentum = _args.fraction(momentum, "momentum")
+    eps = _number(eps, "eps")
+    c = xa.shape[-1]
+    ga, be, rm, rv = (_channel_array(v, n, c, xa.shape) for v, n in (
+        (gamma, "gamma"), (beta, "beta"), (running_mean, "running_mean"),
+        (running_var, "running_var")))
+    axes = tuple(range(xa.ndim - 1))
+    count = xa.size // c
+    if training:
+        if count < 2:
+            raise ValueError(
+                "batch_norm in training needs more than one value per channel to compute "
+                f"the variance; received x of shape {xa.shape}"
+            )
+        mean = xa.mean(axis=axes)
+        centered = xa - mean
+        var = (centered * centered).mean(axis=axes)
+        for running, batch in ((rm, mean), (rv, var * (count / (count - 1)))):
+            if running is not None:
+                running *= 1 - momentum
+                running += momentum * batch
+    else:
+        if rm is None or rv is None:
+            raise ValueError(
+                "running_mean and running_var are required when training=False; received "
+                f"{'None' if rm is None else 'an array'} and "
+                f"{'None' if rv is None else 'an array'}"
+            )
+        centered = xa - rm.astype(xa.dtype, copy=False)
+        var = rv.astype(xa.dtype, copy=False)
+    inv_std = 1 / np.sqrt(var + eps)
+    normalized = centered * inv_std
+    del centered
+    y = normalized if ga is None else normalized * ga
+    y = y if be is None else y + be
+
+    def backward(g: np.ndarray) -> tuple[Any, Any, Any]:
+        dx = dgamma = dbeta = None
+        if needs_grad(x):
+            dnorm = g if ga is None else g * ga
+            if training:
+                dnorm = dnorm - dnorm.mean(axis=axes) - normalized * (
+                    (dnorm * normalized).mean(axis=axes))
+            dx = (dnorm * inv_std).astype(xa.dtype, copy=False)
+        if needs_grad(gamma):
+            dgamma = (g * normalized).sum(axis=axes).astype(ga.dtype, copy=False)
+        if needs_grad(beta):
+            dbeta = g.sum(axis=axes).astype(be.dtype, copy=False)
+        return dx, dgamma, dbeta
+
+    return record(y, (x, gamma, beta), backward)
+
+
+__all__ = ["batch_norm"]
