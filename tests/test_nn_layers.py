@@ -373,3 +373,13 @@ def test_pool_errors_come_from_the_op():
     with pytest.raises(ValueError, match="the pool is larger than the padded input along the "
                                          "height: pool size 5 with dilation 1 spans 5 pixels"):
         nn.MaxPool2D(5)(np.zeros((1, 3, 3, 1), np.float32))
+
+
+def test_module_activation_is_not_a_child():
+    layer = nn.Conv2D(2, 3, activation=nn.ReLU(), seed=0)
+    assert layer.children() == []
+    assert "activation='ReLU'" in repr(layer)
+    y = layer(images((1, 5, 5, 1)))
+    assert np.all(y.data >= 0)
+    summary = layer.summary((5, 5, 1), print_fn=None)
+    assert [r.kind for r in summary.rows] == ["Conv2D"]

@@ -27,7 +27,10 @@ class _Conv(Module):
         self.stride = _args.pair(stride, "stride")
         self.padding = _args.padding_spec(padding)
         self.dilation = _args.pair(dilation, "dilation")
-        self.activation, self._activation = resolve_activation(activation)
+        self.activation, activation_fn = resolve_activation(activation)
+        # A plain attribute even when the callable is a Module (e.g. nn.ReLU()): it holds no
+        # parameters and must not appear as a child in repr() or summary().
+        object.__setattr__(self, "_activation", activation_fn)
         self.use_bias = bool(use_bias)
         self.dtype = _args.float_dtype(dtype)
         self._rng = _args.generator(seed, "seed")
