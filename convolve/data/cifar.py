@@ -47,6 +47,10 @@ _ALLOWED_GLOBALS = {
 }
 
 
+class _RefusedGlobal(pickle.UnpicklingError):
+    pass
+
+
 class _ArraysOnlyUnpickler(pickle.Unpickler):
     """Builds plain Python values and NumPy arrays; refuses every other global."""
 
@@ -54,7 +58,7 @@ class _ArraysOnlyUnpickler(pickle.Unpickler):
         try:
             return _ALLOWED_GLOBALS[(module, name)]
         except KeyError:
-            raise pickle.UnpicklingError(
+            raise _RefusedGlobal(
                 f"refusing to load the global {module}.{name}: a CIFAR batch holds only "
                 f"NumPy arrays, lists, strings and numbers"
             ) from None
@@ -73,10 +77,14 @@ def read_batch(data: bytes, source: str) -> tuple[np.ndarray, np.ndarray]:
     try:
         # encoding="bytes" keeps Python 2 str values (the pixel data) as bytes.
         batch = _ArraysOnlyUnpickler(io.BytesIO(data), encoding="bytes").load()
-    except pickle.UnpicklingError as error:
+    except _RefusedGlobal as error:
         raise ValueError(f"{source} is not a CIFAR-10 batch: {error}") from None
-    except EOFError:
-        raise ValueError(f"{source} is truncated: the pickle ends early") from None
+    except (EOFError, pickle.UnpicklingError) as error:
+        reason = "the pickle ends early" if isinstance(error, EOFError) else error
+        raise ValueError(
+            f"{source} is truncated or damaged ({reason}); "
+            f"delete it and fetch it again"
+        ) from None
     except Exception as error:  # any malformed pickle: report it as a data error
         raise ValueError(f"{source} is not a valid CIFAR-10 batch: {error!r}") from None
     if not isinstance(batch, dict):
