@@ -100,6 +100,8 @@ def test_wrong_content():
     pixels = np.zeros((2, 3072), np.uint8)
     with pytest.raises(ValueError, match=r"^b: 'labels' must be 2 integers, one per image$"):
         cifar.read_batch(py2_batch_pickle(pixels, [1]), "b")
+    with pytest.raises(ValueError, match=r"^b: 'labels' must be 2 integers, one per image$"):
+        cifar.read_batch(pickle.dumps({"data": pixels, "labels": [1, 2**70]}), "b")
     with pytest.raises(ValueError, match=r"^b: labels must lie in 0\.\.9; found 1\.\.12$"):
         cifar.read_batch(py2_batch_pickle(pixels, [1, 12]), "b")
 

@@ -103,7 +103,7 @@ def read_batch(data: bytes, source: str) -> tuple[np.ndarray, np.ndarray]:
                          f"{getattr(pixels, 'dtype', None)}")
     try:
         labels = np.asarray(batch["labels"], dtype=np.int64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         labels = None
     if labels is None or labels.shape != (len(pixels),):
         raise ValueError(f"{source}: 'labels' must be {len(pixels)} integers, one per image")
