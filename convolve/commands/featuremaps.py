@@ -78,7 +78,7 @@ def _load_safetensors(path: str) -> dict[str, np.ndarray]:
         from safetensors.numpy import load_file
     except ImportError:
         raise ImportError("reading .safetensors needs safetensors: "
-                          "pip install 'convolve[checkpoint]'") from None
+                          "pip install 'convolve[io]'") from None
     try:
         return load_file(path)
     except SafetensorError as error:

@@ -28,10 +28,14 @@ def _chunks(xp: np.ndarray, kernel: tuple[int, int], out_hw: tuple[int, int],
     kh, kw = kernel
     span = dilation[0] * (kh - 1) + 1
     row_bytes = out_hw[1] * kh * kw * c * xp.itemsize
-    for n0, n1, h0, h1 in blocks(n, out_hw[0], row_bytes, workspace_budget(output_bytes)):
+    chunks = list(blocks(n, out_hw[0], row_bytes, workspace_budget(output_bytes)))
+    # One buffer serves every chunk, so no two patch matrices are ever alive at once.
+    largest = max((n1 - n0) * (h1 - h0) for n0, n1, h0, h1 in chunks)
+    buffer = np.empty(largest * row_bytes // xp.itemsize, dtype=xp.dtype)
+    for n0, n1, h0, h1 in chunks:
         rows = xp[n0:n1, h0 * stride[0]:(h1 - 1) * stride[0] + span]
         view = windows(rows, kernel, (h1 - h0, out_hw[1]), stride, dilation, groups)
-        patches = np.empty((groups, *view.shape[:5], c // groups), dtype=xp.dtype)
+        patches = buffer[:view.size].reshape(groups, *view.shape[:5], c // groups)
         np.copyto(patches, np.moveaxis(view, 5, 0))
         yield n0, n1, h0, h1, patches.reshape(groups, -1, kh * kw * (c // groups))
 
@@ -43,9 +47,11 @@ def forward(xp: np.ndarray, w: np.ndarray, *, stride: tuple[int, int],
     wmat = _weight_matrix(w, groups)
     for n0, n1, h0, h1, patches in _chunks(xp, w.shape[:2], out_hw, stride, dilation,
                                            groups, y.nbytes):
-        product = np.matmul(patches, wmat)  # (groups, M, og)
-        y[n0:n1, h0:h1] = product.transpose(1, 0, 2).reshape(n1 - n0, h1 - h0, out_hw[1],
-                                                            c_out)
+        target = y[n0:n1, h0:h1].reshape(-1, c_out)  # blocks are contiguous: a view
+        if groups == 1:
+            np.matmul(patches[0], wmat[0], out=target)
+        else:
+            target[...] = np.matmul(patches, wmat).transpose(1, 0, 2).reshape(-1, c_out)
     return y
 
 

@@ -1,0 +1,143 @@
+"""Tensor, the tape and the elementwise ops: values, shapes and finite-difference grads."""
+
+import numpy as np
+import pytest
+
+import convolve
+from convolve import Tensor, no_grad
+from convolve.ops import math as M  # noqa: N812
+from tests.gradcheck import gradcheck
+
+rng = np.random.default_rng(0)
+
+
+def test_asarray_and_attributes():
+    t = Tensor(np.arange(6.0).reshape(2, 3))
+    assert np.asarray(t) is t.data
+    assert t.shape == (2, 3) and t.dtype == np.float64 and t.ndim == 2 and len(t) == 2
+    assert np.asarray(t, dtype=np.float32).dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "fn, shapes",
+    [
+        (lambda a, b: a + b, [(2, 3), (3,)]),
+        (lambda a, b: a - b, [(2, 1), (1, 3)]),
+        (lambda a, b: a * b, [(2, 3), (2, 3)]),
+        (lambda a, b: a / b, [(4, 3), (1,)]),
+        (lambda a: -a, [(3,)]),
+        (lambda a: a**3, [(2, 2)]),
+        (lambda a, b: a @ b, [(3, 4), (4, 2)]),
+        (lambda a, b: a @ b, [(2, 3, 4), (4,)]),
+        (lambda a, b: a @ b, [(4,), (2, 4, 3)]),
+        (lambda a, b: a @ b, [(5, 3, 4), (4, 2)]),
+        (lambda a: a.sum(), [(2, 3)]),
+        (lambda a: a.sum(axis=1), [(2, 3, 2)]),
+        (lambda a: a.sum(axis=(0, 2), keepdims=True), [(2, 3, 2)]),
+        (lambda a: a.mean(), [(2, 3)]),
+        (lambda a: a.mean(axis=-1), [(2, 3)]),
+        (lambda a: a.reshape(3, 2), [(2, 3)]),
+        (lambda a: a.reshape((6,)), [(2, 3)]),
+        (lambda a: a.transpose(), [(2, 3)]),
+        (lambda a: a.transpose(2, 0, 1), [(2, 3, 4)]),
+        (lambda a: a.T, [(2, 3)]),
+        (lambda a: a[1:, ::2], [(3, 4)]),
+        (lambda a: a[np.array([0, 0, 2])], [(3, 2)]),
+        (lambda a: M.exp(a), [(2, 3)]),
+        (lambda a: M.maximum(a, 0.1), [(3, 3)]),
+        (lambda a, b: M.maximum(a, b), [(3, 3), (3,)]),
+        (lambda a, b: M.concatenate([a, b], axis=1), [(2, 1), (2, 3)]),
+        (lambda a: 2.0 - a * 3.0 + 1.0 / (a * a + 1.0), [(4,)]),
+    ],
+)
+def test_op_gradients(fn, shapes):
+    gradcheck(fn, [rng.standard_normal(s) for s in shapes])
+
+
+def test_log_gradient():
+    gradcheck(lambda a: M.log(a), [rng.random((3, 2)) + 0.5])
+
+
+def test_numpy_array_on_the_left_gives_tensor():
+    a = Tensor(np.ones(3), requires_grad=True)
+    out = np.arange(3.0) * a + np.ones(3)
+    assert isinstance(out, Tensor)
+    out.sum().backward()
+    np.testing.assert_array_equal(a.grad, np.arange(3.0))
+
+
+def test_tensor_used_twice_accumulates():
+    a = Tensor(np.array([2.0, 3.0]), requires_grad=True)
+    (a * a + a).sum().backward()
+    np.testing.assert_array_equal(a.grad, [5.0, 7.0])
+
+
+def test_backward_twice_accumulates_into_grad():
+    a = Tensor(np.array([1.0]), requires_grad=True)
+    (a * 2).sum().backward()
+    (a * 2).sum().backward()
+    np.testing.assert_array_equal(a.grad, [4.0])
+
+
+def test_deep_chain_has_no_recursion_limit():
+    a = Tensor(np.array(1.0), requires_grad=True)
+    out = a
+    for _ in range(5000):
+        out = out + 1.0
+    out.backward()
+    assert a.grad == 1.0
+
+
+def test_diamond_graph():
+    a = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    b = a * 3.0
+    c = b + a
+    d = b * c
+    d.sum().backward()
+    # d = 3a * 4a = 12 a^2
+    np.testing.assert_allclose(a.grad, 24 * a.data)
+
+
+def test_no_grad_records_nothing():
+    a = Tensor(np.ones(2), requires_grad=True)
+    with no_grad():
+        b = a * 2
+    assert isinstance(b, Tensor) and not b.requires_grad
+    assert convolve.is_grad_enabled()
+
+
+def test_arrays_in_arrays_out():
+    assert type(M.add(np.ones(2), np.ones(2))) is np.ndarray
+
+
+def test_float32_stays_float32():
+    a = Tensor(np.ones(3, np.float32), requires_grad=True)
+    out = (a * 2.5 + 1.0).mean()
+    assert out.dtype == np.float32
+    out.backward()
+    assert a.grad.dtype == np.float32
+
+
+def test_gradient_only_for_leaves_requiring_it():
+    a = Tensor(np.ones(2), requires_grad=True)
+    b = Tensor(np.ones(2))
+    (a * b).sum().backward()
+    assert b.grad is None and a.grad is not None
+
+
+def test_backward_errors():
+    with pytest.raises(ValueError, match="does not require grad"):
+        Tensor(np.ones(2)).backward()
+    a = Tensor(np.ones(2), requires_grad=True)
+    with pytest.raises(ValueError, match=r"grad must be given for a non-scalar Tensor; "
+                                         r"received None for a Tensor of shape \(2,\)"):
+        (a * 2).backward()
+    with pytest.raises(ValueError, match=r"grad must have the Tensor's shape \(2,\); "
+                                         r"received shape \(3,\)"):
+        (a * 2).backward(np.ones(3))
+
+
+def test_comparisons_give_arrays():
+    t = Tensor(np.array([1.0, -1.0]))
+    assert type(t > 0) is np.ndarray
+    np.testing.assert_array_equal(t > 0, [True, False])
