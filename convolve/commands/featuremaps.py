@@ -56,7 +56,8 @@ def _natural(key: str) -> list:
 
 
 def load_arrays(path: str) -> dict[str, np.ndarray]:
-    """Every array in a ``.npz`` (no pickles) or ``.safetensors`` file, by name."""
+    """The numeric arrays in a ``.npz`` (no pickles) or ``.safetensors`` file, by name:
+    any such file, ``convolve.checkpoint.save``'s included."""
     suffix = Path(path).suffix.lower()
     if suffix not in (".npz", ".safetensors"):
         raise CommandError(f"--checkpoint must be a .npz or .safetensors file; "
@@ -66,10 +67,13 @@ def load_arrays(path: str) -> dict[str, np.ndarray]:
     try:
         if suffix == ".npz":
             with np.load(path, allow_pickle=False) as archive:
-                return {key: archive[key] for key in archive.files}
-        return _load_safetensors(path)
+                arrays = {key: archive[key] for key in archive.files}
+        else:
+            arrays = _load_safetensors(path)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise CommandError(f"cannot read checkpoint {path}: {error}") from None
+    # convolve.checkpoint files also hold their metadata as a string array
+    return {key: a for key, a in arrays.items() if a.dtype.kind in "iuf"}
 
 
 def _load_safetensors(path: str) -> dict[str, np.ndarray]:
