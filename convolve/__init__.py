@@ -1,6 +1,7 @@
 """convolve: convolutional layers and networks on NumPy, channels-last."""
 
-from convolve import losses, models, nn, optim
+# filters, io and viz load their heavy dependencies (Pillow, matplotlib) only when used.
+from convolve import filters, io, losses, models, nn, optim, viz
 from convolve.ops.activation import gelu, leaky_relu, log_softmax, relu, sigmoid, softmax, tanh
 from convolve.ops.conv import conv2d, conv_transpose2d
 from convolve.ops.dropout import dropout
@@ -22,9 +23,11 @@ __all__ = [
            "conv_transpose2d",
            "dropout",
            "explain",
+           "filters",
            "gelu",
            "global_avg_pool2d",
            "global_max_pool2d",
+           "io",
            "is_grad_enabled",
            "leaky_relu",
            "linear",
@@ -39,4 +42,5 @@ __all__ = [
            "sigmoid",
            "softmax",
            "tanh",
+           "viz",
 ]

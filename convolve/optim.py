@@ -63,7 +63,7 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value: float) -> None:
-        self._lr = _args.real(value, "lr", low=0)
+        self._lr = _args.real(value, "lr")
 
     def zero_grad(self) -> None:
         """Forget every parameter's gradient (``grad = None``) before the next backward."""
@@ -135,9 +135,9 @@ class SGD(Optimizer):
 
     def __init__(self, params: Any, lr: float, momentum: float = 0.0, nesterov: bool = False,
                  weight_decay: float = 0.0) -> None:
-        self.momentum = _args.real(momentum, "momentum", low=0)
+        self.momentum = _args.real(momentum, "momentum")
         self.nesterov = bool(nesterov)
-        self.weight_decay = _args.real(weight_decay, "weight_decay", low=0)
+        self.weight_decay = _args.real(weight_decay, "weight_decay")
         if self.nesterov and self.momentum == 0:
             raise ValueError("nesterov=True needs momentum > 0; received momentum=0")
         super().__init__(params, lr)
@@ -153,6 +153,13 @@ class SGD(Optimizer):
         param -= self.lr * grad
 
 
+def _beta(value: Any, name: str) -> float:
+    beta = _args.fraction(value, name)
+    if beta == 1:  # the bias correction 1 - beta ** t would divide by zero
+        raise ValueError(f"{name} must be < 1; received {value!r}")
+    return beta
+
+
 class Adam(Optimizer):
     """Adam (Kingma & Ba) with bias correction; ``weight_decay`` adds ``wd * p`` to the
     gradient (L2), as ``torch.optim.Adam`` does. See ``AdamW`` for decoupled decay."""
@@ -164,10 +171,9 @@ class Adam(Optimizer):
                  eps: float = 1e-8, weight_decay: float = 0.0) -> None:
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise TypeError(f"betas must be a pair (beta1, beta2); received {betas!r}")
-        self.beta1 = _args.real(betas[0], "betas[0]", low=0, high=1, high_open=True)
-        self.beta2 = _args.real(betas[1], "betas[1]", low=0, high=1, high_open=True)
-        self.eps = _args.real(eps, "eps", low=0)
-        self.weight_decay = _args.real(weight_decay, "weight_decay", low=0)
+        self.beta1, self.beta2 = (_beta(b, f"betas[{i}]") for i, b in enumerate(betas))
+        self.eps = _args.real(eps, "eps")
+        self.weight_decay = _args.real(weight_decay, "weight_decay")
         super().__init__(params, lr)
 
     def _decay(self, param: np.ndarray, grad: np.ndarray) -> np.ndarray:
@@ -233,7 +239,7 @@ class StepLR(LRSchedule):
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1) -> None:
         super().__init__(optimizer)
         self.step_size = _args.positive_int(step_size, "step_size")
-        self.gamma = _args.real(gamma, "gamma", low=0)
+        self.gamma = _args.real(gamma, "gamma")
 
     def lr_at(self, epoch: int) -> float:
         return self.base_lr * self.gamma ** (epoch // self.step_size)
@@ -246,7 +252,7 @@ class CosineAnnealingLR(LRSchedule):
     def __init__(self, optimizer: Optimizer, t_max: int, eta_min: float = 0.0) -> None:
         super().__init__(optimizer)
         self.t_max = _args.positive_int(t_max, "t_max")
-        self.eta_min = _args.real(eta_min, "eta_min", low=0)
+        self.eta_min = _args.real(eta_min, "eta_min")
 
     def lr_at(self, epoch: int) -> float:
         cosine = (1 + math.cos(math.pi * epoch / self.t_max)) / 2

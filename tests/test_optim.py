@@ -150,21 +150,22 @@ def param():
      r"params\[0\] must be a Tensor; received ndarray of shape \(2,\) and dtype float64"),
     (lambda: optim.SGD([p := param(), p], lr=0.1), ValueError,
      r"params\[1\] is the same Tensor as params\[0\]"),
-    (lambda: optim.SGD([param()], lr=-1), ValueError, r"lr must be in \[0, inf\]; received -1"),
-    (lambda: optim.SGD([param()], lr="big"), TypeError, "lr must be a number; received 'big'"),
+    (lambda: optim.SGD([param()], lr=-1), ValueError,
+     "lr must be a finite number >= 0; received -1"),
+    (lambda: optim.SGD([param()], lr="big"), TypeError, "lr must be a real number; received 'big'"),
     (lambda: optim.SGD([param()], lr=0.1, momentum=-0.5), ValueError,
-     r"momentum must be in \[0, inf\]; received -0.5"),
+     "momentum must be a finite number >= 0; received -0.5"),
     (lambda: optim.SGD([param()], lr=0.1, nesterov=True), ValueError,
      "nesterov=True needs momentum > 0; received momentum=0"),
     (lambda: optim.SGD([param()], lr=0.1, weight_decay=-1), ValueError,
-     r"weight_decay must be in \[0, inf\]"),
+     "weight_decay must be a finite number >= 0"),
     (lambda: optim.Adam([param()], betas=(0.9,)), TypeError,
      r"betas must be a pair \(beta1, beta2\); received \(0.9,\)"),
     (lambda: optim.Adam([param()], betas=(1.0, 0.999)), ValueError,
-     r"betas\[0\] must be in \[0, 1\); received 1.0"),
+     r"betas\[0\] must be < 1; received 1.0"),
     (lambda: optim.AdamW([param()], betas=(0.9, -0.1)), ValueError,
-     r"betas\[1\] must be in \[0, 1\); received -0.1"),
-    (lambda: optim.Adam([param()], eps=-1e-8), ValueError, r"eps must be in \[0, inf\]"),
+     r"betas\[1\] must be a number in \[0, 1\]; received -0.1"),
+    (lambda: optim.Adam([param()], eps=-1e-8), ValueError, "eps must be a finite number >= 0"),
     (lambda: optim.StepLR(optim.SGD([param()], lr=1), 0), ValueError,
      "step_size must be >= 1; received 0"),
     (lambda: optim.StepLR("sgd", 1), TypeError, "optimizer must be an Optimizer; received 'sgd'"),
@@ -178,7 +179,7 @@ def test_errors(make, error, match):
 
 def test_lr_setter_refuses_negative():
     opt = optim.Adam([param()])
-    with pytest.raises(ValueError, match=r"lr must be in \[0, inf\]; received -0.1"):
+    with pytest.raises(ValueError, match=r"lr must be a finite number >= 0; received -0\.1"):
         opt.lr = -0.1
 
 
@@ -209,3 +210,8 @@ def test_load_state_dict_shape_error():
         opt.load_state_dict(state)
     with pytest.raises(TypeError, match="state must be a mapping; received"):
         opt.load_state_dict([1, 2])
+
+
+def test_infinite_lr_is_refused():
+    with pytest.raises(ValueError, match="lr must be a finite number >= 0; received inf"):
+        optim.SGD([param()], lr=float("inf"))

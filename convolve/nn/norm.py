@@ -33,7 +33,7 @@ class BatchNorm2D(Module):
                  in_channels: int | None = None, dtype: Any = np.float32) -> None:
         super().__init__()
         self.momentum = _args.fraction(momentum, "momentum")
-        self.eps = _args.real(eps, "eps", low=0)
+        self.eps = _args.real(eps, "eps")
         self.dtype = _args.float_dtype(dtype)
         self.in_channels: int | None = None
         for name in ("gamma", "beta"):
