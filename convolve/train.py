@@ -253,7 +253,8 @@ def fit(
         augment: ``augment(images, rng=...)`` applied to training batches.
         seed: the data order's seed (order of epoch ``e`` depends on ``(seed, e)``).
         verbose: a progress bar per epoch (tqdm) and a line of metrics per epoch.
-        callbacks: ``fn(epoch, logs)`` called after every epoch.
+        callbacks: ``fn(epoch, logs)`` called after every epoch, once its checkpoint is
+            written.
 
     Raises:
         NonFiniteLossError: the loss became NaN or infinite (the message names epoch and step).
@@ -285,11 +286,11 @@ def fit(
         if schedule is not None:
             schedule.step()
         stop = early_stopping is not None and early_stopping(model, logs)
-        for callback in callbacks:
-            callback(epoch, logs)
         if checkpoint_path is not None:
             _save(checkpoint_path, model, optimizer, schedule, early_stopping, history,
                   epoch + 1)
+        for callback in callbacks:
+            callback(epoch, logs)
         if stop:
             if verbose:
                 print(f"early stopping after epoch {epoch + 1}: {early_stopping.monitor} has "
