@@ -11,7 +11,7 @@ import convolve
 from convolve.commands import CommandError
 
 # Each module defines ``register(subparsers)``, which adds its parser and sets ``run``.
-COMMANDS = ("explain", "filter", "featuremaps", "summary")
+COMMANDS = ("explain", "filter", "featuremaps", "summary", "train")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,6 +13,7 @@ from convolve.nn import (
     Dense,
     Dropout,
     Flatten,
+    GlobalAvgPool2D,
     MaxPool2D,
     ReLU,
     Sequential,
@@ -66,7 +67,50 @@ def mnist_cnn(input_shape: tuple[int, int, int] = (28, 28, 1), num_classes: int 
     return model
 
 
-MODELS: dict[str, Callable[..., Sequential]] = {"lenet5": lenet5, "mnist_cnn": mnist_cnn}
+def digits_cnn(input_shape: tuple[int, int, int] = (28, 28, 1), num_classes: int = 10, *,
+               seed: Any = None) -> Sequential:
+    """A small, fast digit model for the embedded MNIST subset: valid 3x3 convolutions
+    with 16 and 32 filters, each followed by ReLU and a 2x2 max pool, then dense
+    ``num_classes`` (logits)."""
+    rng = _args.generator(seed, "seed")
+    model = Sequential([
+        Conv2D(16, 3, activation="relu", seed=rng), MaxPool2D(2),
+        Conv2D(32, 3, activation="relu", seed=rng), MaxPool2D(2),
+        Flatten(),
+        Dense(_args.positive_int(num_classes, "num_classes"), seed=rng),
+    ])
+    model.build(input_shape)
+    return model
+
+
+def cifar_cnn(input_shape: tuple[int, int, int] = (32, 32, 3), num_classes: int = 10, *,
+              seed: Any = None) -> Sequential:
+    """A CIFAR-10 model: three blocks of two same-padded 3x3 convolutions (32, 64, 128
+    filters, batch normalisation, ReLU) and a 2x2 max pool, then global average pooling
+    and dense ``num_classes`` (logits)."""
+    rng = _args.generator(seed, "seed")
+
+    def conv_block(filters: int) -> list[Any]:
+        return [Conv2D(filters, 3, padding="same", use_bias=False, seed=rng), BatchNorm2D(),
+                ReLU()]
+
+    model = Sequential([
+        *conv_block(32), *conv_block(32), MaxPool2D(2),
+        *conv_block(64), *conv_block(64), MaxPool2D(2),
+        *conv_block(128), *conv_block(128), MaxPool2D(2),
+        GlobalAvgPool2D(),
+        Dense(_args.positive_int(num_classes, "num_classes"), seed=rng),
+    ])
+    model.build(input_shape)
+    return model
+
+
+MODELS: dict[str, Callable[..., Sequential]] = {
+    "lenet5": lenet5, "mnist_cnn": mnist_cnn, "digits_cnn": digits_cnn, "cifar_cnn": cifar_cnn,
+}
+
+# Epochs `convolve train` runs each model for by default.
+DEFAULT_EPOCHS = {"lenet5": 10, "mnist_cnn": 8, "digits_cnn": 3, "cifar_cnn": 30}
 
 
 def _lookup(name: str) -> Callable[..., Sequential]:
@@ -85,3 +129,9 @@ def get_model(name: str, **kwargs: Any) -> Sequential:
 def default_input_shape(name: str) -> tuple[int, ...]:
     """The input shape (without the batch axis) model ``name`` is built for by default."""
     return inspect.signature(_lookup(name)).parameters["input_shape"].default
+
+
+def default_epochs(name: str) -> int:
+    """How many epochs ``convolve train`` runs model ``name`` for by default."""
+    _lookup(name)
+    return DEFAULT_EPOCHS[name]
