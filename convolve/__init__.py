@@ -1,8 +1,11 @@
 """convolve: convolutional layers and networks on NumPy, channels-last."""
 
+# filters, io and viz load their heavy dependencies (Pillow, matplotlib) only when used.
+from convolve import filters, io, losses, models, nn, optim, viz
 from convolve.ops.activation import gelu, leaky_relu, log_softmax, relu, sigmoid, softmax, tanh
 from convolve.ops.conv import conv2d, conv_transpose2d
 from convolve.ops.dropout import dropout
+from convolve.ops.linear import linear
 from convolve.ops.norm import batch_norm
 from convolve.ops.pool import avg_pool2d, global_avg_pool2d, global_max_pool2d, max_pool2d
 from convolve.shapes import conv2d_output_shape, explain
@@ -20,16 +23,24 @@ __all__ = [
            "conv_transpose2d",
            "dropout",
            "explain",
+           "filters",
            "gelu",
            "global_avg_pool2d",
            "global_max_pool2d",
+           "io",
            "is_grad_enabled",
            "leaky_relu",
+           "linear",
            "log_softmax",
+           "losses",
            "max_pool2d",
+           "models",
+           "nn",
            "no_grad",
+           "optim",
            "relu",
            "sigmoid",
            "softmax",
            "tanh",
+           "viz",
 ]

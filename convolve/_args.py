@@ -6,6 +6,7 @@ and this module owns the error text for them.
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any
 
@@ -82,10 +83,10 @@ def padding_spec(padding: Any) -> str | Pads:
     return pads  # type: ignore[return-value]
 
 
-def padding_mode(mode: Any) -> str:
+def padding_mode(mode: Any, name: str = "padding_mode") -> str:
     if not isinstance(mode, str) or mode.lower() not in PADDING_MODES:
         raise ValueError(
-            f"padding_mode must be one of {', '.join(map(repr, PADDING_MODES))}; "
+            f"{name} must be one of {', '.join(map(repr, PADDING_MODES))}; "
             f"received {mode!r}"
         )
     return mode.lower()
@@ -97,6 +98,27 @@ def choice(value: Any, name: str, options: tuple[str, ...]) -> str:
             f"{name} must be one of {', '.join(map(repr, options))}; received {value!r}"
         )
     return value
+
+
+def integer(value: Any, name: str, *, minimum: int = 1, odd: bool = False) -> int:
+    """An int at least ``minimum`` (and odd when ``odd``); bools are refused."""
+    if not _is_int(value):
+        raise TypeError(f"{name} must be an int; received {describe(value)}")
+    if value < minimum or (odd and value % 2 == 0):
+        what = f"an odd int >= {minimum}" if odd else f"an int >= {minimum}"
+        raise ValueError(f"{name} must be {what}; received {value!r}")
+    return int(value)
+
+
+def real(value: Any, name: str, *, positive: bool = False) -> float:
+    """A finite real number (strictly positive when ``positive``, else non-negative)."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a real number; received {describe(value)}")
+    number = float(value)
+    if not math.isfinite(number) or number < 0 or (positive and number == 0):
+        what = "> 0" if positive else ">= 0"
+        raise ValueError(f"{name} must be a finite number {what}; received {value!r}")
+    return number
 
 
 def float_array(value: Any, name: str) -> np.ndarray:
@@ -117,6 +139,25 @@ def rank(array: np.ndarray, name: str, ranks: tuple[int, ...], layout: str) -> N
             f"{name} must be {expected} {layout}; received an array of shape "
             f"{tuple(array.shape)}"
         )
+
+
+def positive_int(value: Any, name: str) -> int:
+    if not _is_int(value):
+        raise TypeError(f"{name} must be an int; received {describe(value)}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1; received {value!r}")
+    return int(value)
+
+
+def float_dtype(value: Any, name: str = "dtype") -> np.dtype:
+    """float32 or float64 as an ``np.dtype``; anything else is refused."""
+    try:
+        dtype = None if value is None else np.dtype(value)
+    except TypeError:
+        dtype = None
+    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise TypeError(f"{name} must be float32 or float64; received {value!r}")
+    return dtype
 
 
 def axis(value: Any, ndim: int, name: str = "axis") -> int:

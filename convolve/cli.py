@@ -11,7 +11,7 @@ import convolve
 from convolve.commands import CommandError
 
 # Each module defines ``register(subparsers)``, which adds its parser and sets ``run``.
-COMMANDS = ("explain", "bench")
+COMMANDS = ("explain", "filter", "featuremaps", "summary", "train", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,7 +34,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return int(args.run(args) or 0)
-    except (CommandError, ValueError, TypeError, OSError) as error:
+    # ImportError: an optional dependency (Pillow, matplotlib, ...) is missing.
+    except (CommandError, ValueError, TypeError, OSError, ImportError) as error:
         print(f"convolve {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

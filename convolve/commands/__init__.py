@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
+
 
 class CommandError(Exception):
     """A user error on the command line: printed as one line on stderr, exit code 2."""
@@ -21,3 +25,17 @@ def int_or_pair(text: str, name: str) -> int | tuple[int, ...]:
     if len(values) not in (1, 2):
         raise CommandError(f"{name} must be one integer or two; received {text!r}")
     return values[0] if len(values) == 1 else values
+
+
+SAMPLE_PREFIX = "sample:"
+IMAGE_HELP = ("image file (PNG, JPEG, ...), or sample:camera for the photograph shipped with "
+              "convolve")
+
+
+def read_input_image(text: str) -> np.ndarray:
+    """The image named on the command line: a file, or ``sample:NAME`` for a shipped one."""
+    from convolve import io
+
+    if text.startswith(SAMPLE_PREFIX) and not Path(text).exists():
+        return io.sample_image(text[len(SAMPLE_PREFIX):])
+    return io.read_image(text)

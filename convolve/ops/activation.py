@@ -13,29 +13,31 @@ import numpy as np
 from convolve import _args
 from convolve.tensor import data, record
 
-# erf(a) by its everywhere-positive series below this point (no cancellation), erfc(a) by
-# its continued fraction above it; both reach double precision with these many terms.
-_ERF_SPLIT = 2.5
-_SERIES_TERMS = 50
+# erf(a) by its everywhere-positive series below 2.5 (no cancellation), with fewer terms
+# where a is small; erfc(a) by its continued fraction above. Each reaches double precision.
+_SERIES_PIECES = ((1.0, 20), (2.5, 40))  # (a below this, number of terms)
 _FRACTION_TERMS = 30
+_SERIES_COEFFICIENTS = [1.0]  # c_n = 2^n / (1 * 3 * ... * (2n + 1))
+for _n in range(1, _SERIES_PIECES[-1][1]):
+    _SERIES_COEFFICIENTS.append(_SERIES_COEFFICIENTS[-1] * 2 / (2 * _n + 1))
 
 
-def _erf_series(a: np.ndarray) -> np.ndarray:
-    """erf(a) = 2 / sqrt(pi) * exp(-a^2) * sum_n 2^n a^(2n+1) / (1 * 3 * ... * (2n+1))."""
-    term = a.copy()
-    total = a.copy()
-    twice_square = 2 * a * a
-    for n in range(1, _SERIES_TERMS):
-        term *= twice_square / (2 * n + 1)
-        total += term
-    return 2 / math.sqrt(math.pi) * np.exp(-a * a) * total
+def _erf_series(a: np.ndarray, terms: int) -> np.ndarray:
+    """erf(a) = 2 / sqrt(pi) * exp(-a^2) * a * sum_n c_n a^(2n), by Horner in a^2."""
+    z = a * a
+    total = np.full_like(a, _SERIES_COEFFICIENTS[terms - 1])
+    for c in _SERIES_COEFFICIENTS[terms - 2::-1]:
+        total *= z
+        total += c
+    return 2 / math.sqrt(math.pi) * np.exp(-z) * a * total
 
 
 def _erfc_fraction(a: np.ndarray) -> np.ndarray:
     """erfc(a) = exp(-a^2) / sqrt(pi) / (a + (1/2) / (a + 1 / (a + (3/2) / (a + ...))))."""
     denominator = a.copy()
     for k in range(_FRACTION_TERMS, 0, -1):
-        denominator = a + (k / 2) / denominator
+        np.divide(k / 2, denominator, out=denominator)
+        denominator += a
     return np.exp(-a * a) / (math.sqrt(math.pi) * denominator)
 
 
@@ -43,12 +45,15 @@ def _normal_cdf(x: np.ndarray) -> np.ndarray:
     """Phi(x) = (1 + erf(x / sqrt(2))) / 2 in float64, accurate relative to Phi even in the
     far left tail."""
     a = np.abs(x) / math.sqrt(2)
-    near = a < _ERF_SPLIT
-    cdf = np.empty_like(a)
-    cdf[near] = 0.5 + 0.5 * np.copysign(_erf_series(a[near]), x[near])
-    tail = 0.5 * _erfc_fraction(a[~near])
-    cdf[~near] = np.where(x[~near] > 0, 1 - tail, tail)
-    return cdf
+    tail = np.empty_like(a)  # P(Z > |x|) = erfc(a) / 2
+    lower = 0.0
+    for upper, terms in _SERIES_PIECES:
+        piece = (a >= lower) & (a < upper)
+        tail[piece] = 0.5 - 0.5 * _erf_series(a[piece], terms)
+        lower = upper
+    far = a >= lower
+    tail[far] = 0.5 * _erfc_fraction(a[far])
+    return np.where(x > 0, 1 - tail, tail)
 
 
 def _input(x: Any) -> np.ndarray:
@@ -58,7 +63,9 @@ def _input(x: Any) -> np.ndarray:
 def relu(x: Any) -> Any:
     """``max(x, 0)``; the gradient at 0 is 0, as PyTorch's."""
     xa = _input(x)
-    return record(np.maximum(xa, 0), (x,), lambda g: (np.where(xa > 0, g, 0),))
+    positive = xa > 0
+    # a product, not np.where: many times faster
+    return record(np.maximum(xa, 0), (x,), lambda g: (g * positive,))
 
 
 def leaky_relu(x: Any, negative_slope: float = 0.01) -> Any:
@@ -125,7 +132,7 @@ def gelu(x: Any, approximate: str = "none") -> Any:
         def slope() -> np.ndarray:
             return cdf + x64 * np.exp(-0.5 * x64 * x64) / math.sqrt(2 * math.pi)
     else:
-        t = np.tanh(_SQRT_2_OVER_PI * (x64 + _GELU_CUBIC * x64 ** 3))
+        t = np.tanh(_SQRT_2_OVER_PI * x64 * (1 + _GELU_CUBIC * x64 * x64))
         y = 0.5 * x64 * (1 + t)
 
         def slope() -> np.ndarray:

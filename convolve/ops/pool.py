@@ -40,17 +40,6 @@ def _unpadded(dxp: np.ndarray, g: PoolGeometry) -> np.ndarray:
     return dxp[:, top:top + h, left:left + w]
 
 
-def _non_overlapping(g: PoolGeometry) -> bool:
-    """Whether windows tile the input exactly (stride = pool size, no dilation)."""
-    return g.stride == g.kernel and g.dilation == (1, 1)
-
-
-def _tiles(xp: np.ndarray, g: PoolGeometry) -> np.ndarray:
-    """``(N, H_out, KH, W_out, KW, C)``: the windows of a non-overlapping pool, a view."""
-    (oh, ow), (kh, kw) = g.out_hw, g.kernel
-    return xp[:, :oh * kh, :ow * kw].reshape(xp.shape[0], oh, kh, ow, kw, xp.shape[3])
-
-
 def _first_valid_tap(g: PoolGeometry, dtype: np.dtype) -> np.ndarray:
     """``(H_out, W_out, 1)``: each window's first tap on an input pixel (PyTorch starts its
     search there, so an all -inf window sends its gradient to that pixel); ``KH * KW`` for
@@ -75,18 +64,29 @@ def _max_with_index(xp: np.ndarray, g: PoolGeometry) -> tuple[np.ndarray, np.nda
     best = np.full(shape, -np.inf, dtype=xp.dtype)
     index_dtype = np.min_scalar_type(g.kernel[0] * g.kernel[1])
     index = np.broadcast_to(_first_valid_tap(g, index_dtype), shape).copy()
+    tap = np.empty_like(best)  # strided reads are costly: each tap is read once
     for t, window in _taps(g):
-        v = xp[window]
-        better = v > best
-        better |= np.isnan(v)
-        np.copyto(best, v, where=better)
-        np.copyto(index, t, where=better)
+        np.copyto(tap, xp[window])
+        better = tap > best
+        better |= np.isnan(tap)
+        np.maximum(best, tap, out=best)
+        # A better tap is an input pixel, so t is at least the first valid tap and every
+        # earlier pick: the maximum sets it, without np.where's slow random branching.
+        np.maximum(index, better * index_dtype.type(t), out=index)
     return best, index
 
 
 def _tiled(g: PoolGeometry) -> bool:
-    """Whether the fast path applies: non-overlapping windows on the unpadded input."""
-    return _non_overlapping(g) and not any(g.pads[0] + g.pads[1] + g.overhang)
+    """Whether the fast path applies: non-overlapping windows (stride = pool size, no
+    dilation) on the unpadded input."""
+    return (g.stride == g.kernel and g.dilation == (1, 1)
+            and not any(g.pads[0] + g.pads[1] + g.overhang))
+
+
+def _tiles(xp: np.ndarray, g: PoolGeometry) -> np.ndarray:
+    """``(N, H_out, KH, W_out, KW, C)``: the windows of a non-overlapping pool, a view."""
+    (oh, ow), (kh, kw) = g.out_hw, g.kernel
+    return xp[:, :oh * kh, :ow * kw].reshape(xp.shape[0], oh, kh, ow, kw, xp.shape[3])
 
 
 def _tile_taps(t: np.ndarray) -> list[np.ndarray]:
@@ -115,8 +115,6 @@ def _max_tiled(xp: np.ndarray, g: PoolGeometry) -> tuple[np.ndarray, np.ndarray]
 
 
 def _max(xp: np.ndarray, g: PoolGeometry) -> np.ndarray:
-    if _non_overlapping(g):
-        return _tiles(xp, g).max(axis=(2, 4))
     taps = _taps(g)
     y = xp[next(taps)[1]].copy()
     for _, window in taps:
@@ -167,8 +165,7 @@ def max_pool2d(
                 np.multiply(g4, index == t, out=target)
         else:
             for t, window in _taps(g):
-                target = dxp[window]
-                np.add(target, g4, out=target, where=index == t)
+                dxp[window] += (index == t) * g4  # a product: many times faster than np.where
         dx = _unpadded(dxp, g)
         return (dx if g.batched else dx[0],)
 
@@ -212,13 +209,10 @@ def avg_pool2d(
                       ceil_mode=ceil_mode)
     xp = _padded(xa if g.batched else xa[None], g, 0.0)
     counts = _window_counts(g, count_include_pad, xa.dtype)
-    if _non_overlapping(g):
-        y = _tiles(xp, g).sum(axis=(2, 4))
-    else:
-        taps = _taps(g)
-        y = xp[next(taps)[1]].copy()
-        for _, window in taps:
-            y += xp[window]
+    taps = _taps(g)
+    y = xp[next(taps)[1]].copy()
+    for _, window in taps:
+        y += xp[window]
     y /= counts
     xp_shape = xp.shape
     del xp

@@ -1,0 +1,91 @@
+"""``convolve train``: train a zoo model on a dataset and report its test accuracy."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from convolve import data, models, train
+from convolve.commands import CommandError
+
+# Dataset name on the command line -> (loader name, default model, augmentation).
+DATASETS = {
+    "default": ("embedded-mnist", "digits_cnn", False),
+    "mnist": ("mnist", "mnist_cnn", False),
+    "fashion-mnist": ("fashion-mnist", "mnist_cnn", False),
+    "cifar10": ("cifar10", "cifar_cnn", True),
+}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "train", help="train a model and report its test accuracy",
+        description="Train a model from the zoo on a dataset. With no arguments: the small "
+                    "MNIST subset shipped inside the package, offline. Prints the model "
+                    "summary, a progress bar per epoch and the final test accuracy.")
+    parser.add_argument("--dataset", choices=tuple(DATASETS), default="default",
+                        help="default: the embedded MNIST subset (default)")
+    parser.add_argument("--data-dir", help="folder holding the dataset's standard files")
+    parser.add_argument("--download", action="store_true",
+                        help="fetch the dataset's files once, checked by SHA-256")
+    parser.add_argument("--model", choices=tuple(models.MODELS),
+                        help="default: the dataset's own (digits_cnn, mnist_cnn, cifar_cnn)")
+    parser.add_argument("--epochs", type=int, help="default: the model's (e.g. 3)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, help="learning rate (default 1e-3 adam, 0.01 sgd)")
+    parser.add_argument("--optimizer", choices=("adam", "adamw", "sgd"), default="adam")
+    parser.add_argument("--schedule", choices=("none", "step", "cosine"), default="cosine")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--checkpoint", help="a .safetensors or .npz file written after "
+                                             "every epoch")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from --checkpoint if it exists")
+    parser.add_argument("--json", action="store_true",
+                        help="end the output with one JSON line of results")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    loader_name, default_model, augment = DATASETS[args.dataset]
+    if args.resume and not args.checkpoint:
+        raise CommandError("--resume needs --checkpoint PATH")
+    if args.data_dir is not None and not os.path.isdir(args.data_dir) and not args.download:
+        raise CommandError(f"--data-dir {args.data_dir!r} is not a folder")
+    model_name = args.model or default_model
+    dataset = (data.embedded_mnist() if loader_name == "embedded-mnist" else
+               data.load(loader_name, args.data_dir, download=args.download))
+    model = models.get_model(model_name, input_shape=dataset.image_shape,
+                             num_classes=len(dataset.classes), seed=args.seed)
+    epochs = args.epochs or models.default_epochs(model_name)
+    if not args.quiet:
+        model.summary(dataset.image_shape)
+    began = time.perf_counter()
+    try:
+        history = train.fit(
+            model, dataset.train, epochs=epochs, optimizer=args.optimizer, lr=args.lr,
+            batch_size=args.batch_size, lr_schedule=None if args.schedule == "none"
+            else args.schedule, checkpoint_path=args.checkpoint, resume=args.resume,
+            augment=data.Augment() if augment else None, seed=args.seed,
+            verbose=not args.quiet)
+    except train.NonFiniteLossError as error:
+        raise CommandError(str(error)) from None
+    seconds = time.perf_counter() - began
+    result = train.evaluate(model, dataset.test)
+    trained = history.get("seconds", [])
+    print(f"test accuracy {result['accuracy']:.4f} (loss {result['loss']:.4f}) after "
+          f"{history.epochs} epochs in {seconds:.1f} s")
+    if args.json:
+        images = len(dataset.train.labels) * len(trained)
+        print(json.dumps({
+            "dataset": loader_name, "model": model_name,
+            "test_accuracy": round(result["accuracy"], 6),
+            "test_loss": round(result["loss"], 6), "epochs": history.epochs,
+            "seconds": round(seconds, 3),
+            "images_per_second": round(images / max(sum(trained), 1e-9), 1),
+        }))
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,78 @@
+"""Random crops and flips for batches of channels-last images, vectorised over the batch."""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from convolve._args import describe
+
+RNG = int | np.random.Generator | None
+
+
+def _batch(images: Any, name: str = "images") -> np.ndarray:
+    array = np.asarray(images)
+    if array.ndim != 4:
+        raise ValueError(f"{name} must be a 4-D batch (N, H, W, C); received {describe(array)}")
+    return array
+
+
+def random_crop(images: Any, padding: int, *, rng: RNG = None) -> np.ndarray:
+    """Pad each image with ``padding`` zeros on every side, then cut a random window of the
+    original size (a new offset per image, uniform in ``[0, 2 * padding]`` on each axis).
+
+    Arguments:
+        images: ``(N, H, W, C)``.
+        padding: pixels of zeros added on each side; 0 returns a copy.
+        rng: a seed or a ``numpy.random.Generator``.
+
+    Returns:
+        ``(N, H, W, C)``, the dtype of ``images``.
+    """
+    x = _batch(images)
+    if not isinstance(padding, numbers.Integral) or isinstance(padding, bool) or padding < 0:
+        raise ValueError(f"padding must be a non-negative int; received {padding!r}")
+    rng = np.random.default_rng(rng)
+    n, h, w, _ = x.shape
+    padded = np.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+    top = rng.integers(0, 2 * padding + 1, size=n)
+    left = rng.integers(0, 2 * padding + 1, size=n)
+    rows = top[:, None, None] + np.arange(h)[None, :, None]  # (N, H, 1)
+    cols = left[:, None, None] + np.arange(w)[None, None, :]  # (N, 1, W)
+    return padded[np.arange(n)[:, None, None], rows, cols]
+
+
+def random_flip(images: Any, *, p: float = 0.5, rng: RNG = None) -> np.ndarray:
+    """Mirror each image left-right with probability ``p``.
+
+    Arguments:
+        images: ``(N, H, W, C)``.
+        p: the probability of flipping each image, in [0, 1].
+        rng: a seed or a ``numpy.random.Generator``.
+
+    Returns:
+        ``(N, H, W, C)``, a new array.
+    """
+    x = _batch(images)
+    if not isinstance(p, numbers.Real) or not 0 <= p <= 1:
+        raise ValueError(f"p must be a probability in [0, 1]; received {p!r}")
+    flip = np.random.default_rng(rng).random(len(x)) < p
+    out = x.copy()
+    out[flip] = x[flip, :, ::-1]
+    return out
+
+
+@dataclass(frozen=True)
+class Augment:
+    """The usual CIFAR augmentation as one callable for ``DataLoader(augment=...)``: a random
+    crop with ``padding`` (0 for none), then a horizontal flip with probability ``flip_p``."""
+
+    padding: int = 4
+    flip_p: float = 0.5
+
+    def __call__(self, images: Any, *, rng: RNG = None) -> np.ndarray:
+        rng = np.random.default_rng(rng)
+        return random_flip(random_crop(images, self.padding, rng=rng), p=self.flip_p, rng=rng)

@@ -1,0 +1,166 @@
+"""Image files to float arrays and back (Pillow, imported when a file is read or written).
+
+Read: PNG, JPEG and anything else Pillow decodes, to float in ``[0, 1]``: ``(H, W)`` for grey
+(including 1-bit and 16-bit), ``(H, W, 3)`` for colour. Alpha is dropped, not composited;
+palette images become RGB; the EXIF orientation of photographs is applied.
+
+Write: 8-bit grey or RGB, either clipping to ``[0, 1]`` or rescaling first (``normalize``).
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from convolve import _args
+
+SAMPLES = {"camera": "camera.png"}  # files in convolve/assets/, credited in CREDITS.md
+
+# ITU-R BT.601 luma weights, as Pillow's "L" conversion uses.
+LUMA = np.array([0.299, 0.587, 0.114])
+
+_SIXTEEN_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
+NORMALIZE = ("minmax", "symmetric")
+
+
+def _pillow() -> Any:
+    try:
+        from PIL import Image, ImageOps
+    except ImportError:
+        raise ImportError(
+            "reading and writing images needs Pillow: pip install 'convolve[image]'"
+        ) from None
+    return Image, ImageOps
+
+
+def read_image(path: str | os.PathLike, *, dtype: Any = np.float32) -> np.ndarray:
+    """Read an image file as floats in ``[0, 1]``.
+
+    Returns:
+        ``(H, W)`` for grey images (1-bit, 8-bit, 16-bit), ``(H, W, 3)`` for everything
+        else: RGB, RGBA and grey+alpha (alpha dropped), palette, CMYK, YCbCr.
+    """
+    image_module, image_ops = _pillow()
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise TypeError(f"dtype must be a floating-point type; received {dtype}")
+    try:
+        with image_module.open(path) as opened:
+            image = image_ops.exif_transpose(opened)
+            image.load()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"image file not found: {os.fspath(path)}") from None
+    except IsADirectoryError:
+        raise IsADirectoryError(f"expected an image file, got a folder: {os.fspath(path)}"
+                                ) from None
+    except image_module.UnidentifiedImageError:
+        raise ValueError(f"cannot read {os.fspath(path)}: not an image file that Pillow can "
+                         "decode") from None
+    except (OSError, SyntaxError, ValueError) as error:  # truncated or damaged data
+        raise ValueError(f"cannot read {os.fspath(path)}: {error}") from None
+    if image.mode in _SIXTEEN_BIT_MODES:
+        return (np.asarray(image, dtype=np.float64) / 65535.0).clip(0, 1).astype(dtype)
+    if image.mode in ("1", "L", "LA", "La"):
+        image = image.convert("L")
+    elif image.mode != "RGB":
+        if image.mode in ("P", "PA"):  # through RGBA, as Pillow asks for transparent palettes
+            image = image.convert("RGBA")
+        image = image.convert("RGB")
+    return (np.asarray(image, dtype=dtype) / dtype.type(255)).astype(dtype, copy=False)
+
+
+def sample_image(name: str = "camera", *, dtype: Any = np.float32) -> np.ndarray:
+    """A photograph shipped with convolve, read with ``read_image``.
+
+    ``"camera"``: 256x256 grey, CC0 (photographer Lav Varshney); returns ``(256, 256)``.
+    """
+    if name not in SAMPLES:
+        raise ValueError(
+            f"unknown sample image {name!r}; available: {', '.join(SAMPLES)}"
+        )
+    resource = importlib.resources.files("convolve") / "assets" / SAMPLES[name]
+    with importlib.resources.as_file(resource) as path:
+        return read_image(path, dtype=dtype)
+
+
+def to_channels(image: Any, channels: int) -> np.ndarray:
+    """``(H, W)``, ``(H, W, 1)`` or ``(H, W, 3)`` as ``(H, W, channels)``, channels 1 or 3.
+
+    Colour to grey takes the BT.601 luma; grey to colour repeats the grey.
+    """
+    array = _args.float_array(image, "image")
+    _check_image_shape(array)
+    if array.ndim == 2:
+        array = array[..., None]
+    if channels == array.shape[-1]:
+        return array
+    if channels == 1:
+        return (array @ LUMA.astype(array.dtype))[..., None]
+    if channels == 3:
+        return np.repeat(array, 3, axis=-1)
+    raise ValueError(f"channels must be 1 or 3; received {channels!r}")
+
+
+def _check_image_shape(array: np.ndarray) -> None:
+    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[-1] in (1, 3))):
+        raise ValueError(
+            "image must be (H, W), (H, W, 1) or (H, W, 3); received an array of shape "
+            f"{tuple(array.shape)}"
+        )
+
+
+def scale_to_unit(image: np.ndarray, normalize: str) -> np.ndarray:
+    """Map ``image`` onto ``[0, 1]`` with one scale for all its pixels and channels.
+
+    ``"minmax"``: min -> 0, max -> 1 (a constant image gives 0). ``"symmetric"``:
+    ``[-m, m]`` -> ``[0, 1]`` with ``m = max |image|``, so that 0 stays mid-grey and the
+    signs of edge responses stay visible.
+    """
+    _args.choice(normalize, "normalize", NORMALIZE)
+    image = np.asarray(image, dtype=np.float64)
+    if normalize == "minmax":
+        low, span = image.min(), np.ptp(image)
+        return (image - low) / span if span > 0 else np.zeros_like(image)
+    m = np.abs(image).max()
+    return 0.5 + image / (2 * m) if m > 0 else np.full_like(image, 0.5)
+
+
+def write_image(path: str | os.PathLike, image: Any, *,
+                normalize: bool | str = False) -> Path:
+    """Write a float image as an 8-bit grey or RGB file; the format follows the suffix.
+
+    Arguments:
+        image: ``(H, W)``, ``(H, W, 1)`` or ``(H, W, 3)`` floats, finite.
+        normalize: ``False`` clips to ``[0, 1]``; ``True`` or ``"minmax"`` maps min..max to
+            0..255; ``"symmetric"`` maps ``-m..m`` to 0..255 (0 is mid-grey 128),
+            ``m = max |image|``. One scale for the whole image, all channels together.
+
+    Returns:
+        The path written.
+    """
+    image_module, _ = _pillow()
+    array = _args.float_array(image, "image")
+    _check_image_shape(array)
+    if not np.isfinite(array).all():
+        raise ValueError(
+            f"image must be finite; received {np.count_nonzero(~np.isfinite(array))} "
+            "NaN or infinite values"
+        )
+    if normalize is True:
+        normalize = "minmax"
+    unit = scale_to_unit(array, normalize) if normalize else array.astype(np.float64)
+    pixels = np.rint(np.clip(unit, 0.0, 1.0) * 255).astype(np.uint8)
+    if pixels.ndim == 3 and pixels.shape[-1] == 1:
+        pixels = pixels[..., 0]
+    path = Path(path)
+    try:
+        image_module.fromarray(pixels).save(path)
+    except ValueError as error:  # Pillow: unknown file extension
+        raise ValueError(
+            f"cannot write {path}: {error} (use a suffix such as .png or .jpg)"
+        ) from None
+    return path
