@@ -35,20 +35,28 @@ def select_algorithm(name: str, geometry: ConvGeometry) -> Any:
     """The algorithm for ``name``: a module with ``forward``, ``grad_input`` and
     ``grad_weight``; for ``"auto"`` a :class:`Plan` picking each pass by shape.
 
-    The auto table, from single-thread timings on the 2-core benchmark machine (ms, 3x3
-    stride 1 unless said; forward / input gradient / weight gradient):
+    The auto table, from single-thread CPU times on the 2-core benchmark machine (ms; 3x3
+    stride 1 pad 1; F4/F2 = Winograd F(4x4)/F(2x2), shift = shift_gemm; the machine was
+    shared, so each figure is the best of several runs and good to ~20%):
 
-    ================================  =========================  =======================
-    shape (N,H,W,C->K)                 forward                    chosen
-    ================================  =========================  =======================
-    64x32x32x3->32                     gemm 4.6, winograd 7.9      gemm / gemm / gemm
-    64x32x32x32->32                    gemm 34, shift 27, F4 17    F4 / F2 / gemm
-    8x56x56x64->64                     gemm 25, shift 28, F4 14    F4 / F4 / gemm
-    8x28x28x128->128                   gemm 22, F4 11, F2 14       F4 / F4 / gemm
-    8x14x14->256                       gemm 21, F4 15, F2 15       F2 / F2 / gemm
-    8x7x7x512->512                     gemm 23, F2 27, F4 29       gemm / gemm / gemm
-    ================================  =========================  =======================
+    ==================  ===========================  ==================  ==================
+    N,H,W,C->K          forward                      input gradient      weight gradient
+    ==================  ===========================  ==================  ==================
+    64,32,32,3->32      gemm 4.6, F4 7.9 -> gemm     gemm 5.7            gemm 5.3
+    64,32,32,32->32     gemm 34, shift 27, F4 17     gemm 50, F4 25      gemm 32, F4 19
+    8,56,56,64->64      gemm 25, shift 28, F4 14     gemm 41, F4 20      gemm 32, F4 17
+    8,28,28,128->128    gemm 22, F2 14, F4 11        gemm 33, F4 17      gemm 27, F4 13
+    8,14,14,256->256    gemm 21, F4 15, F2 15        gemm 31, F2 27      gemm 26, F2 22
+    8,7,7,512->512      gemm 23, F2 27, F4 29        gemm 31, F2 61      gemm 29, F2 44
+    64,28,28,1->32      gemm 2.1, direct 28          (first layers: gemm throughout)
+    ==================  ===========================  ==================  ==================
 
+    - 3x3, stride 1, dilation 1, at least ``WINOGRAD_MIN_CHANNELS`` channels per group:
+      Winograd F(4x4) when both output sides are >= 24 and its 4x4 tiles overhang the
+      output by at most 5% (34x34: F(2x2) 27 ms, F(4x4) 30), F(2x2) when >= 8 (small tile
+      counts make F(4x4) lose below), else ``gemm``. The weight gradient follows the
+      forward's choice; the input gradient (a 3x3 stride-1 convolution of the output
+      gradient) the same rule with the channels swapped;
     - one input and one output channel per group (single-channel filtering, depthwise):
       ``direct`` (shift-and-add in row blocks that stay in cache, rank-one kernels in a
       column and a row pass), or ``fft`` from ``FFT_MIN_TAPS`` taps (8x8) for kernels
@@ -57,17 +65,13 @@ def select_algorithm(name: str, geometry: ConvGeometry) -> Any:
       ~45; 15x15 random direct 400;
     - other depthwise convolutions (one input channel per group, several groups):
       ``direct``; one input channel and many outputs (a first layer on gray images) is a
-      GEMM with few columns: 64x28x28x1->32, gemm 2.1 ms, direct 28;
-    - 3x3, stride 1, dilation 1, at least ``WINOGRAD_MIN_CHANNELS`` channels per group:
-      Winograd F(4x4) when both output sides are >= 24 and its 4x4 tiles overhang the
-      output by at most 5% (34x34: F(2x2) 27 ms, F(4x4) 30), F(2x2) when >= 8 (small tile
-      counts make F(4x4) lose below), else ``gemm``. The input gradient
-      follows the same rule with the channels swapped;
-    - everything else, and every weight gradient: ``gemm`` (im2col; 1x1 kernels are a
-      subsample and one product). Shift-GEMM's weight gradient measured 1.0-1.5x slower.
+      GEMM with few columns: gemm;
+    - everything else: ``gemm`` (im2col; 1x1 kernels are a subsample and one product;
+      shift-GEMM never won by enough to be chosen).
 
-    Float32 error of these choices stays ~1e-5 relative to a float64 reference (F(4x4)
-    measured 4e-6 to 1.1e-5 of the largest output on these shapes; gemm ~5e-7).
+    Float32 error of these choices stays within ~1e-5 of the largest output of a float64
+    reference (F(4x4) measured 4e-6 to 1.1e-5 on these shapes, its weight gradient 4e-6;
+    gemm and F(2x2) ~5e-7).
     """
     _args.choice(name, "algorithm", ("auto", *ALGORITHMS))
     if name != "auto":
@@ -83,7 +87,7 @@ def select_algorithm(name: str, geometry: ConvGeometry) -> Any:
     input_size = tuple(n + p0 + p1 for n, (p0, p1) in
                        zip(geometry.input_shape[-3:-1], geometry.pads))
     backward = _winograd_for(geometry, og, input_size) or gemm
-    return Plan(forward.forward, backward.grad_input, gemm.grad_weight)
+    return Plan(forward.forward, backward.grad_input, forward.grad_weight)
 
 
 WINOGRAD_MIN_CHANNELS = 16

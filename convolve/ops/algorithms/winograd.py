@@ -13,7 +13,8 @@ Lavin & Gray (2016). F(4x4)'s larger constants cost accuracy: about 1e-5 relativ
 float32, against 5e-7 for F(2x2) (measured; both ~1e-15 in float64).
 
 The input gradient is the transposed convolution, itself a 3x3 stride-1 convolution, so
-it runs through the same transform; the weight gradient is shift-GEMM's.
+it runs through the same transform; the weight gradient runs the forward's products
+backwards through the same tiles.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from convolve.ops.algorithms import shift_gemm
 from convolve.ops.algorithms._common import (
     blocks,
     require,
@@ -140,9 +140,44 @@ class Winograd:
     def grad_weight(self, xp: np.ndarray, g: np.ndarray, *, w_shape: tuple[int, ...],
                     stride: tuple[int, int], dilation: tuple[int, int],
                     groups: int) -> np.ndarray:
+        """The forward's products run backwards: per tile, ``dM = A g A^T`` (the output
+        gradient sent back through the output transform), ``dU[p] = V[p]^T @ dM[p]``
+        summed over tiles, then ``dw = G^T dU G``: (m + 2)^2 / (9 m^2) of im2col's
+        multiplications."""
         self._check(w_shape[:2], stride, dilation)
-        return shift_gemm.grad_weight(xp, g, w_shape=w_shape, stride=stride,
-                                      dilation=dilation, groups=groups)
+        m, t = self.m, self.m + 2
+        n, hp, wp, c = xp.shape
+        c_out = w_shape[3]
+        cg, og = c // groups, c_out // groups
+        grid = self._grid(g.shape[1:3])
+        if (hp, wp) != grid:
+            grown = np.zeros((n, *grid, c), dtype=xp.dtype)
+            grown[:, :hp, :wp] = xp[:, :grid[0], :grid[1]]
+            xp = grown
+        th, tw = (grid[0] - 2) // m, (grid[1] - 2) // m
+        if g.shape[1:3] != (th * m, tw * m):
+            grown = np.zeros((n, th * m, tw * m, c_out), dtype=g.dtype)
+            grown[:, :g.shape[1], :g.shape[2]] = g
+            g = grown
+        sn, sh, sw, sc = xp.strides
+        tiles = as_strided(xp, (n, th, tw, t, t, c), (sn, m * sh, m * sw, sh, sw, sc),
+                           writeable=False)
+        b, a_t = self._matrix("B", xp.dtype), self._matrix("A", xp.dtype).T
+        du = np.zeros((t * t, groups, cg, og), dtype=xp.dtype)
+        tile_bytes = t * t * 2 * (c + c_out) * xp.itemsize
+        budget = min(workspace_budget(g.nbytes), max(CHUNK_BYTES, CHUNK_TILES * tile_bytes))
+        for n0, n1, h0, h1 in blocks(n, th, tw * tile_bytes, budget):
+            nb, rh = n1 - n0, h1 - h0
+            d = np.empty((t, t, nb, rh, tw, c), dtype=xp.dtype)
+            np.copyto(d, tiles[n0:n1, h0:h1].transpose(3, 4, 0, 1, 2, 5))
+            v = (b @ d.reshape(t * t, -1)).reshape(t * t, -1, groups, cg)
+            gt = np.empty((m, m, nb, rh, tw, c_out), dtype=g.dtype)
+            np.copyto(gt, g[n0:n1, h0 * m:h1 * m].reshape(nb, rh, m, tw, m, c_out)
+                      .transpose(2, 4, 0, 1, 3, 5))
+            dm = (a_t @ gt.reshape(m * m, -1)).reshape(t * t, -1, groups, og)
+            du += np.matmul(v.transpose(0, 2, 3, 1), dm.transpose(0, 2, 1, 3))
+        dw = self._matrix("G", xp.dtype).T @ du.transpose(0, 2, 1, 3).reshape(t * t, -1)
+        return dw.reshape(w_shape)
 
 
 F2 = Winograd(2, "winograd_f2")
