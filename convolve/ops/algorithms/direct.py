@@ -32,7 +32,7 @@ BLOCK_BYTES = 1 << 19
 # Kernels shared by all channels, not of rank one, from this many taps: banded GEMMs.
 BANDED_MIN_TAPS = 16
 BAND_ROWS = 8
-BAND_CHUNK_BYTES = 8 << 20
+BAND_CHUNK_BYTES = 2 << 20
 
 
 def forward(xp: np.ndarray, w: np.ndarray, *, stride: tuple[int, int],
@@ -131,7 +131,8 @@ def _banded(xp: np.ndarray, k: np.ndarray, dilation: tuple[int, int],
     (thousands of small ones stalled on a busy machine, each waiting for BLAS's second
     thread). The bands cost ``2 * KW * (BAND_ROWS + dH * (KH - 1))`` multiply-adds per
     pixel instead of ``KH * KW``, paid back by BLAS's speed from 5x5 up (2048^2 7x7, one
-    thread: 30 ms, against 77 ms for shift-and-add).
+    thread: 40 ms, against 77 ms for shift-and-add; 2 MB chunks measured best, 16 MB
+    ran 1.8x slower).
     """
     n, hp, wp, c = xp.shape
     kh, kw = k.shape
