@@ -20,6 +20,7 @@ budget.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 
 import numpy as np
@@ -28,10 +29,11 @@ from convolve.ops.algorithms._common import parallel, workspace_budget
 
 
 def fast_size(n: int) -> int:
-    """The smallest size >= ``n`` whose prime factors are 2, 3, 5 and 7 (fast FFTs)."""
+    """The smallest size >= ``n`` whose prime factors are 2, 3 and 5 (fast FFTs; sizes
+    with 7s ran 1.5x slower: 2058 = 2 * 3 * 7^3 against 2160 = 2^4 * 3^3 * 5)."""
     while True:
         m = n
-        for p in (2, 3, 5, 7):
+        for p in (2, 3, 5):
             while m % p == 0:
                 m //= p
         if m == 1:
@@ -64,38 +66,51 @@ def _mix(a: np.ndarray, b: np.ndarray, groups: int) -> np.ndarray:
 def _spectrum(x: np.ndarray, grid: tuple[int, int], stride: tuple[int, int] = (1, 1)
               ) -> np.ndarray:
     """``x: (N, H, W, C)``, spread by ``stride`` (zeros between pixels), as channels-first
-    spectra ``(N, C, P, Q // 2 + 1)``. The planes are laid out at the full grid size:
-    letting ``rfft2(s=...)`` pad them cost twice the transform."""
+    transposed spectra ``(N, C, Q // 2 + 1, P)``."""
     n, h, w, c = x.shape
-    planes = np.zeros((n, c, *grid), x.dtype)
-    planes[:, :, :(h - 1) * stride[0] + 1:stride[0],
-           :(w - 1) * stride[1] + 1:stride[1]] = x.transpose(0, 3, 1, 2)
-    return _rfft2(planes)
+    planes = np.zeros((n, c, (h - 1) * stride[0] + 1, grid[1]), x.dtype)
+    planes[:, :, ::stride[0], :(w - 1) * stride[1] + 1:stride[1]] = x.transpose(0, 3, 1, 2)
+    return _rfft2(planes, grid)
 
 
-def _rfft2(planes: np.ndarray) -> np.ndarray:
-    """``rfft2(planes, norm="ortho")`` as row transforms, then column transforms, each
-    split over the threads (NumPy's FFTs release the GIL but run on one core)."""
-    p, q = planes.shape[-2:]
+def _rfft2(planes: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """``rfft2(planes, s=grid, norm="ortho")`` transposed, ``(..., Q // 2 + 1, P)``, for
+    ``planes (..., h, Q)`` with ``h <= P``.
+
+    Row transforms, a transposed copy, then row transforms again, each split over the
+    threads (NumPy's FFTs release the GIL but run on one core): transforms along the
+    strided column axis ran 2-4x slower, and ``rfft2(s=...)``'s own padding doubled the
+    time. Spectra stay transposed until ``_inverse``."""
+    p, q = grid
+    h, f = planes.shape[-2], q // 2 + 1
+    lead = planes.shape[:-2]
     ctype = np.result_type(planes.dtype, np.complex64)
-    rows = np.empty((*planes.shape[:-1], q // 2 + 1), dtype=ctype)
-    out = np.empty_like(rows)
-    _split(p, lambda a, b: np.fft.rfft(planes[..., a:b, :], axis=-1, norm="ortho",
+    rows = np.empty((*lead, h, f), dtype=ctype)
+    _split(h, lambda a, b: np.fft.rfft(planes[..., a:b, :], axis=-1, norm="ortho",
                                        out=rows[..., a:b, :]))
-    _split(q // 2 + 1, lambda a, b: np.fft.fft(rows[..., a:b], axis=-2, norm="ortho",
-                                               out=out[..., a:b]))
+    cols = np.zeros((*lead, f, p), dtype=ctype)
+    _split(f, lambda a, b: np.copyto(cols[..., a:b, :h], rows[..., a:b].swapaxes(-1, -2)))
+    out = np.empty_like(cols)
+    _split(f, lambda a, b: np.fft.fft(cols[..., a:b, :], axis=-1, norm="ortho",
+                                      out=out[..., a:b, :]))
     return out
 
 
-def _inverse(spectra: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
-    """``irfft2(spectra, s=grid, norm="ortho")``, split over the threads as ``_rfft2``."""
-    p, q = grid
+def _inverse(spectra: np.ndarray, grid: tuple[int, int], height: int) -> np.ndarray:
+    """The first ``height`` rows of ``irfft2`` (``norm="ortho"``) of transposed spectra
+    ``(..., Q // 2 + 1, P)``: ``(..., height, Q)``, threaded as ``_rfft2``."""
+    q = grid[1]
+    f = spectra.shape[-2]
+    lead = spectra.shape[:-2]
     cols = np.empty_like(spectra)
-    out = np.empty((*spectra.shape[:-1], q), dtype=spectra.real.dtype)
-    _split(spectra.shape[-1], lambda a, b: np.fft.ifft(
-        spectra[..., a:b], axis=-2, norm="ortho", out=cols[..., a:b]))
-    _split(p, lambda a, b: np.fft.irfft(cols[..., a:b, :], n=q, axis=-1, norm="ortho",
-                                        out=out[..., a:b, :]))
+    _split(f, lambda a, b: np.fft.ifft(spectra[..., a:b, :], axis=-1, norm="ortho",
+                                       out=cols[..., a:b, :]))
+    rows = np.empty((*lead, height, f), dtype=spectra.dtype)
+    _split(height, lambda a, b: np.copyto(rows[..., a:b, :],
+                                          cols[..., a:b].swapaxes(-1, -2)))
+    out = np.empty((*lead, height, q), dtype=spectra.real.dtype)
+    _split(height, lambda a, b: np.fft.irfft(rows[..., a:b, :], n=q, axis=-1, norm="ortho",
+                                             out=out[..., a:b, :]))
     return out
 
 
@@ -104,20 +119,32 @@ def _split(n: int, run: Callable[[int, int], object]) -> None:
     parallel(lambda part: run(part[0], part[-1] + 1), range(n))
 
 
+_kernel_cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
+KERNEL_CACHE_SIZE = 4
+
+
 def _kernel_spectrum(w: np.ndarray, dilation: tuple[int, int], grid: tuple[int, int]
                      ) -> np.ndarray:
-    """``w: (KH, KW, ca, cb)`` dilated, as spectra ``(ca, cb, P, Q // 2 + 1)``, scaled by
-    ``sqrt(P * Q)`` so that its product with an orthonormal spectrum inverts with
-    ``_inverse``. A kernel has few nonzero rows and columns, so its transform is two
-    small products with DFT matrices rather than an FFT of the whole grid."""
+    """``w: (KH, KW, ca, cb)`` dilated, as transposed spectra ``(ca, cb, Q // 2 + 1, P)``,
+    scaled by ``sqrt(P * Q)`` so that its product with an orthonormal spectrum inverts
+    with ``_inverse``. Small kernels' spectra are kept, keyed by their bytes, for the
+    next image filtered with the same kernel (read-only: callers never write them)."""
+    key = (w.tobytes(), w.shape, w.dtype.str, dilation, grid) if w.size <= 4096 else None
+    if key is not None and key in _kernel_cache:
+        _kernel_cache.move_to_end(key)
+        return _kernel_cache[key]
     wd = _dilated(w, dilation)
     kh, kw = wd.shape[:2]
-    p, q = grid
-    ctype = np.result_type(w.dtype, np.complex64)
-    rows = np.exp(-2j * np.pi * np.outer(np.arange(p), np.arange(kh)) / p).astype(ctype)
-    cols = np.exp(-2j * np.pi * np.outer(np.arange(kw), np.arange(q // 2 + 1)) / q)
-    planes = wd.transpose(2, 3, 0, 1).astype(ctype)
-    return rows @ (planes @ cols.astype(ctype))
+    planes = np.zeros((*wd.shape[2:], kh, grid[1]), dtype=w.dtype)
+    planes[..., :kw] = wd.transpose(2, 3, 0, 1)
+    spectra = _rfft2(planes, grid)
+    spectra *= np.sqrt(grid[0] * grid[1]).astype(spectra.real.dtype)
+    if key is not None:
+        spectra.setflags(write=False)
+        _kernel_cache[key] = spectra
+        while len(_kernel_cache) > KERNEL_CACHE_SIZE:
+            _kernel_cache.popitem(last=False)
+    return spectra
 
 
 def _step(n: int, grid: tuple[int, int], channels: int, itemsize: int,
@@ -141,7 +168,8 @@ def forward(xp: np.ndarray, w: np.ndarray, *, stride: tuple[int, int],
     cols = slice(0, (out_hw[1] - 1) * stride[1] + 1, stride[1])
     step = _step(n, grid, xp.shape[3] + c_out, xp.itemsize, y.nbytes)
     for n0 in range(0, n, step):
-        full = _inverse(_mix(_spectrum(xp[n0:n0 + step], grid), wf, groups), grid)
+        full = _inverse(_mix(_spectrum(xp[n0:n0 + step], grid), wf, groups), grid,
+                        rows.stop)
         y[n0:n0 + step] = full[:, :, rows, cols].transpose(0, 2, 3, 1)
     return y
 
@@ -159,7 +187,8 @@ def grad_input(g: np.ndarray, w: np.ndarray, *, xp_shape: tuple[int, ...],
     dxp = np.empty(xp_shape, dtype=g.dtype)
     step = _step(n, grid, c + c_out, g.itemsize, dxp.nbytes)
     for n0 in range(0, n, step):
-        full = _inverse(_mix(_spectrum(g[n0:n0 + step], grid, stride), wf, groups), grid)
+        full = _inverse(_mix(_spectrum(g[n0:n0 + step], grid, stride), wf, groups), grid,
+                        hp)
         dxp[n0:n0 + step] = full[:, :, :hp, :wp].transpose(0, 2, 3, 1)
     return dxp
 
@@ -182,8 +211,8 @@ def grad_weight(xp: np.ndarray, g: np.ndarray, *, w_shape: tuple[int, ...],
         b = gf.reshape(nb, groups, og, freq).transpose(3, 1, 0, 2)
         part = np.matmul(a, b)
         total = part if total is None else total + part
-    spectra = total.transpose(2, 1, 3, 0).reshape(cg, c_out, grid[0], -1)
-    full = _inverse(spectra * np.sqrt(grid[0] * grid[1]), grid)
     dh, dw = dilation
+    spectra = total.transpose(2, 1, 3, 0).reshape(cg, c_out, -1, grid[0])
+    full = _inverse(spectra * np.sqrt(grid[0] * grid[1]), grid, dh * (kh - 1) + 1)
     taps = full[:, :, :dh * (kh - 1) + 1:dh, :dw * (kw - 1) + 1:dw]
     return np.ascontiguousarray(taps.transpose(2, 3, 0, 1)).astype(xp.dtype, copy=False)
