@@ -127,15 +127,17 @@ def pool_cases(draw, kind="max", dtype=np.float64, max_size=9, symmetric=False, 
 
 
 @st.composite
-def conv_transpose_cases(draw, dtype=np.float64, max_size=6, symmetric=False):
-    """Random conv_transpose2d settings; ``symmetric`` keeps to PyTorch's own padding."""
+def conv_transpose_cases(draw, dtype=np.float64, max_size=6, symmetric=False, max_stride=3,
+                         max_dilation=3, kernel=None):
+    """Random conv_transpose2d settings; ``symmetric`` keeps to PyTorch's own padding.
+    The other limits are those of ``ALGORITHM_LIMITS``."""
     groups = draw(st.sampled_from([1, 1, 2, 3]))
     cg, og = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     n = draw(st.integers(1, 2))
     h, wd = draw(st.integers(1, max_size)), draw(st.integers(1, max_size))
-    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
-    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    dilation = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    kh, kw = kernel or (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    stride = (draw(st.integers(1, max_stride)), draw(st.integers(1, max_stride)))
+    dilation = (draw(st.integers(1, max_dilation)), draw(st.integers(1, max_dilation)))
     small = st.integers(0, 3)
     if symmetric:
         padding = draw(st.one_of(small, st.tuples(small, small)))

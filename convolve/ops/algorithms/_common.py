@@ -99,6 +99,19 @@ def transposed_kernel(w: np.ndarray, groups: int) -> np.ndarray:
         kh, kw, og, groups * cg)
 
 
+def spread_gradient(g: np.ndarray, kernel: tuple[int, ...], dilation: tuple[int, int],
+                    xp_shape: tuple[int, ...]) -> np.ndarray:
+    """The input of the transposed stride-1 correlation: ``g: (N, H_out, W_out, C)`` with
+    the dilated kernel's span less one of zeros before it, and after it as many as make
+    the correlation ``xp_shape``'s size (more than the span where rows of ``xp`` were
+    never read, as with conv_transpose2d's output_padding)."""
+    eh, ew = dilation[0] * (kernel[0] - 1), dilation[1] * (kernel[1] - 1)
+    n, ho, wo, c = g.shape
+    gp = np.zeros((n, xp_shape[1] + eh, xp_shape[2] + ew, c), dtype=g.dtype)
+    gp[:, eh:eh + ho, ew:ew + wo] = g
+    return gp
+
+
 def embed_gradient(g: np.ndarray, grid: tuple[int, int]) -> tuple[np.ndarray, int]:
     """``g: (N, H_out, W_out, C)`` placed at the top-left of each ``grid = (Hp, Wp)`` image,
     zeros elsewhere, as a matrix of its first ``rows`` rows (the last one a pixel of ``g``).

@@ -24,6 +24,7 @@ from convolve.ops.algorithms._common import (
     grouped_matmul,
     grouped_weight_transpose,
     parallel,
+    spread_gradient,
     tap_slice,
 )
 
@@ -70,9 +71,8 @@ def grad_input(g: np.ndarray, w: np.ndarray, *, xp_shape: tuple[int, ...],
     out_hw = g.shape[1:3]
     if w.shape[2] == 1 and w.shape[3] == groups and stride == (1, 1):
         # the transposed correlation is itself depthwise: g padded by the kernel's span
-        eh, ew = dilation[0] * (kh - 1), dilation[1] * (kw - 1)
-        gp = np.pad(g, ((0, 0), (eh, eh), (ew, ew), (0, 0)))
-        return _depthwise(gp, w[::-1, ::-1, 0, :], stride, dilation, tuple(xp_shape[1:3]))
+        return _depthwise(spread_gradient(g, w.shape[:2], dilation, xp_shape),
+                          w[::-1, ::-1, 0, :], stride, dilation, tuple(xp_shape[1:3]))
     dxp = np.zeros(xp_shape, dtype=g.dtype)
     for r in range(kh):
         for s in range(kw):

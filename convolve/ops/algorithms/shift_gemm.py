@@ -20,6 +20,7 @@ import numpy as np
 from convolve.ops.algorithms._common import (
     embed_gradient,
     require,
+    spread_gradient,
     transposed_kernel,
 )
 
@@ -75,11 +76,7 @@ def grad_input(g: np.ndarray, w: np.ndarray, *, xp_shape: tuple[int, ...],
     """The transposed convolution: ``g`` padded by the dilated kernel's span less one on
     every side, correlated with the flipped kernel whose in/out channels are swapped."""
     _check(stride)
-    kh, kw = w.shape[:2]
-    eh, ew = dilation[0] * (kh - 1), dilation[1] * (kw - 1)
-    n, ho, wo, c_out = g.shape
-    gp = np.zeros((n, ho + 2 * eh, wo + 2 * ew, c_out), dtype=g.dtype)
-    gp[:, eh:eh + ho, ew:ew + wo] = g
+    gp = spread_gradient(g, w.shape[:2], dilation, xp_shape)
     return forward(gp, transposed_kernel(w, groups), stride=(1, 1), dilation=dilation,
                    groups=groups, out_hw=tuple(xp_shape[1:3]))
 
