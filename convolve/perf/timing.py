@@ -1,10 +1,12 @@
 """Timing helpers shared by ``benchmarks/`` and ``convolve bench``: fair, interleaved, min-of.
 
 Contenders run in blocks, one block per contender per round, rounds interleaved, so that
-load from other processes hits all of them alike. A short pause before each block lets the
-previous library's idle BLAS/OpenMP threads stop spinning (OpenBLAS workers busy-wait for
-a while after a call and would steal a core from the next contender). Each block starts
-with one untimed call; the reported time is the minimum over all timed calls.
+load from other processes hits all of them alike. A pause before each block lets the
+previous library's idle BLAS/OpenMP threads stop spinning: OpenBLAS workers busy-wait for
+about 0.1 s after a call (measured: threaded NumPy work right after a GEMM ran 1.8x
+slower, 0.1 s later at full speed) and would steal a core from the next contender. Each
+block starts with one untimed call; the reported time is the minimum over all timed
+calls.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ def shape_label(shape: Sequence[int]) -> str:
 
 
 def time_interleaved(contenders: dict[str, Callable[[], object]], *, rounds: int = 3,
-                     calls: int = 3, pause: float = 0.05,
+                     calls: int = 3, pause: float = 0.2,
                      budget: float = 2.0) -> dict[str, float]:
     """The minimum seconds of one call of each contender.
 
