@@ -58,11 +58,13 @@ def select_algorithm(name: str, geometry: ConvGeometry) -> Any:
       forward's choice; the input gradient (a 3x3 stride-1 convolution of the output
       gradient) the same rule with the channels swapped;
     - one input and one output channel per group (single-channel filtering, depthwise):
-      ``direct`` (shift-and-add in row blocks that stay in cache, rank-one kernels in a
-      column and a row pass), or ``fft`` from ``FFT_MIN_TAPS`` taps (8x8) for kernels
-      not of rank one, and for rank-one kernels with ``KH + KW >= 48``. 2048x2048, one
-      thread, CPU ms: 7x7 random direct 77, fft ~95 (any size); 15x15 Gaussian direct
-      ~45; 15x15 random direct 400;
+      ``direct`` (shift-and-add in row blocks that stay in cache; rank-one kernels in a
+      column and a row pass; one kernel shared by all channels from 6x6 as banded GEMMs),
+      or ``fft`` from ``FFT_MIN_TAPS`` taps (11x11) for kernels not of rank one, and for
+      rank-one kernels with ``KH + KW >= 72``. 2048x2048, 2 threads, best of 3 on the
+      shared machine, ms: random 3x3 shift-add 21, banded 25, fft 84; 7x7: 61 / 27 / 63;
+      9x9: 78 / 36 / 72; 15x15: 413 / 405 / 115 (fft barely depends on the size);
+      Gaussian 15x15 two passes 37, fft 92; 31x31: 66 / 81;
     - other depthwise convolutions (one input channel per group, several groups):
       ``direct``; one input channel and many outputs (a first layer on gray images) is a
       GEMM with few columns: gemm;
@@ -93,8 +95,8 @@ def select_algorithm(name: str, geometry: ConvGeometry) -> Any:
 WINOGRAD_MIN_CHANNELS = 16
 # Single-channel / depthwise filtering: FFT from this many taps unless the kernel is of
 # rank one; separable kernels from FFT_MIN_SEPARABLE_TAPS taps in their two passes.
-FFT_MIN_TAPS = 64
-FFT_MIN_SEPARABLE_TAPS = 48
+FFT_MIN_TAPS = 121
+FFT_MIN_SEPARABLE_TAPS = 72
 
 
 def _filter(xp: np.ndarray, w: np.ndarray, **settings: Any) -> np.ndarray:
