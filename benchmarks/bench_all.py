@@ -4,15 +4,11 @@ one training step of the default MNIST model against the same model in PyTorch."
 
 from _run import ROOT, arguments, write
 
-from convolve.perf.conv import conv_rows
-from convolve.perf.filter import filter_rows
-from convolve.perf.pool import pool_rows
-from convolve.perf.report import conv_table, filter_table, pool_table
-from convolve.perf.timing import markdown_table
-
 
 def train_table(model: str) -> str:
     from bench_train import throughput
+
+    from convolve.perf.timing import markdown_table
 
     tp = throughput(model)
     return markdown_table(
@@ -22,6 +18,11 @@ def train_table(model: str) -> str:
 
 if __name__ == "__main__":
     args = arguments(__doc__, "results.md")
+    from convolve.perf.conv import conv_rows
+    from convolve.perf.filter import filter_rows
+    from convolve.perf.pool import pool_rows
+    from convolve.perf.report import conv_table, filter_table, pool_table
+
     settings = dict(rounds=args.rounds, calls=args.calls)
     sections = [
         "### conv2d vs torch (ratio = torch time / convolve time)\n\n" + conv_table(

@@ -2,10 +2,10 @@
 
 from _run import arguments, write
 
-from convolve.perf.pool import pool_rows
-from convolve.perf.report import pool_table
-
 if __name__ == "__main__":
     args = arguments(__doc__, "results_pool.md")
+    from convolve.perf.pool import pool_rows
+    from convolve.perf.report import pool_table
+
     write(args.out, "max_pool2d vs torch (ratio = torch time / convolve time)",
           pool_table(pool_rows(rounds=args.rounds, calls=args.calls)))

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 import convolve
-from convolve.perf.timing import CONV_SHAPES, shape_label, time_interleaved
+from convolve.perf.timing import CONV_SHAPES, shape_label, threads, time_interleaved
 
 
 def _torch():
@@ -15,7 +15,7 @@ def _torch():
         import torch
     except ImportError:
         return None
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads())
     return torch
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 import convolve
-from convolve.perf.timing import time_interleaved
+from convolve.perf.timing import threads, time_interleaved
 
 SIZES = (3, 7, 15)
 
@@ -55,7 +55,7 @@ def _peers(image: np.ndarray, kernel: np.ndarray) -> dict[str, Callable[[], obje
     except ImportError:
         pass
     else:
-        torch.set_num_threads(2)
+        torch.set_num_threads(threads())
         xt = torch.from_numpy(image)[None, None]
         wt = torch.from_numpy(kernel)[None, None]
         F = torch.nn.functional  # noqa: N806 - PyTorch's name
@@ -76,7 +76,7 @@ def _peers(image: np.ndarray, kernel: np.ndarray) -> dict[str, Callable[[], obje
     except ImportError:
         pass
     else:
-        cv2.setNumThreads(2)
+        cv2.setNumThreads(threads())
         peers["opencv"] = lambda: cv2.filter2D(image, -1, kernel,
                                                borderType=cv2.BORDER_REFLECT_101)
     return peers

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 import convolve
-from convolve.perf.timing import time_interleaved
+from convolve.perf.timing import threads, time_interleaved
 
 POOL_SHAPES: tuple[tuple[int, int, int, int], ...] = ((64, 32, 32, 32), (8, 112, 112, 64))
 
@@ -32,7 +32,7 @@ def pool_rows(shapes: Sequence[Sequence[int]] = POOL_SHAPES, *, rounds: int = 3,
         except ImportError:
             pass
         else:
-            torch.set_num_threads(2)
+            torch.set_num_threads(threads())
             for layout, fmt in (("nchw", torch.contiguous_format),
                                 ("channels_last", torch.channels_last)):
                 xt = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()).contiguous(

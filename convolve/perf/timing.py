@@ -12,6 +12,7 @@ calls.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 
@@ -27,6 +28,12 @@ CONV_SHAPES: tuple[tuple[int, ...], ...] = (
     (8, 224, 224, 3, 64, 7, 2, 3),
     (8, 56, 56, 64, 128, 1, 2, 0),
 )
+
+
+def threads() -> int:
+    """Threads per contender: ``CONVOLVE_NUM_THREADS`` (set by the scripts' --threads
+    together with the BLAS variables), else 2, the benchmark machine's cores."""
+    return int(os.environ.get("CONVOLVE_NUM_THREADS", "2"))
 
 
 def shape_label(shape: Sequence[int]) -> str:
@@ -74,7 +81,6 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> s
 
 def environment() -> str:
     """One Markdown paragraph: versions, cores, load and BLAS settings of this run."""
-    import os
     import platform
 
     import numpy as np
@@ -89,7 +95,7 @@ def environment() -> str:
         parts.append(f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
     if hasattr(os, "getloadavg"):
         parts.append("load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
-    for name in ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS"):
+    for name in ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "CONVOLVE_NUM_THREADS"):
         if name in os.environ:
             parts.append(f"{name}={os.environ[name]}")
     return "Environment: " + ", ".join(parts) + "."

@@ -133,9 +133,10 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-# NumPy's elementwise loops release the GIL but run on one core; methods built of them
-# (shift-and-add filtering) split their row blocks over these threads. BLAS threads itself.
-THREADS = min(8, _cores())
+# NumPy's elementwise loops and FFTs release the GIL but run on one core; methods built of
+# them (shift-and-add filtering, FFT, pooling) split their work over these threads
+# (CONVOLVE_NUM_THREADS, else the cores, at most 8). BLAS threads itself.
+THREADS = int(os.environ.get("CONVOLVE_NUM_THREADS", 0)) or min(8, _cores())
 _pool: ThreadPoolExecutor | None = None
 
 
