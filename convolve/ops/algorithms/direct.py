@@ -24,6 +24,7 @@ from convolve.ops.algorithms._common import (
     grouped_matmul,
     grouped_weight_transpose,
     parallel,
+    run_chunks,
     spread_gradient,
     tap_slice,
 )
@@ -127,12 +128,11 @@ def _banded(xp: np.ndarray, k: np.ndarray, dilation: tuple[int, int],
     (``band_s[i, i + r * dH] = k[r, s]``, one banded matrix per kernel column ``s``) over
     whole rows of ``Wp * C`` values; the output rows are then ``sum_s Z[s]`` shifted by
     ``s * dW`` pixels. The ``KW`` band matrices are stacked into one, and many row blocks
-    laid side by side, so one GEMM serves a large chunk of the image: few BLAS calls
-    (thousands of small ones stalled on a busy machine, each waiting for BLAS's second
-    thread). The bands cost ``2 * KW * (BAND_ROWS + dH * (KH - 1))`` multiply-adds per
-    pixel instead of ``KH * KW``, paid back by BLAS's speed from 6x6 up (2048^2 7x7, one
-    thread: 40 ms, against 77 ms for shift-and-add; 2 MB chunks measured best, 16 MB
-    ran 1.8x slower). On a loaded machine BLAS's threads still stall now and then.
+    laid side by side, so one GEMM serves a chunk of the image; chunks run on threads
+    with single-threaded BLAS (``run_chunks``). The bands cost
+    ``2 * KW * (BAND_ROWS + dH * (KH - 1))`` multiply-adds per pixel instead of
+    ``KH * KW``, paid back by BLAS's speed from 6x6 up (2048^2 7x7, one thread: 40 ms,
+    against 77 ms for shift-and-add; 2 MB chunks measured best, 16 MB ran 1.8x slower).
     """
     n, hp, wp, c = xp.shape
     kh, kw = k.shape
@@ -146,24 +146,31 @@ def _banded(xp: np.ndarray, k: np.ndarray, dilation: tuple[int, int],
             band[:, i, i + r * dh] = k[r]
     width = wp * c
     y = np.empty((n, ho, wo, c), dtype=xp.dtype)
+    stacked = band.reshape(kw * rows, -1)
     per_chunk = max(1, BAND_CHUNK_BYTES // (kw * rows * width * xp.itemsize))
-    for b in range(n):
-        image = xp[b].reshape(hp, width)
-        full = ho // rows
-        for g0 in range(0, full, per_chunk):
-            g1 = min(full, g0 + per_chunk)
+    full = ho // rows
+
+    def run(chunks: list[tuple[int, int, int]]) -> None:
+        for b, g0, g1 in chunks:
+            image = xp[b].reshape(hp, width)
+            if g0 == full:  # the last rows, fewer than a block
+                rest = ho - full * rows
+                z = band[:, :rest, :rest + span].reshape(kw * rest, -1) @ image[full * rows:]
+                _shift_sum(y[b, full * rows:].reshape(1, rest, wo * c),
+                           z.reshape(kw, 1, rest, width), dw * c)
+                continue
             blocks = as_strided(image[g0 * rows:], (rows + span, g1 - g0, width),
                                 (image.strides[0], rows * image.strides[0], image.strides[1]),
                                 writeable=False)
-            z = band.reshape(kw * rows, -1) @ np.ascontiguousarray(blocks).reshape(
-                rows + span, -1)
+            z = stacked @ np.ascontiguousarray(blocks).reshape(rows + span, -1)
             _shift_sum(y[b, g0 * rows:g1 * rows].reshape(g1 - g0, rows, wo * c),
                        z.reshape(kw, rows, g1 - g0, width).transpose(0, 2, 1, 3), dw * c)
-        if full * rows < ho:
-            rest = ho - full * rows
-            z = band[:, :rest, :rest + span].reshape(kw * rest, -1) @ image[full * rows:]
-            _shift_sum(y[b, full * rows:].reshape(1, rest, wo * c),
-                       z.reshape(kw, 1, rest, width), dw * c)
+
+    chunks = [(b, g0, min(full, g0 + per_chunk)) for b in range(n)
+              for g0 in range(0, full, per_chunk)]
+    if full * rows < ho:
+        chunks += [(b, full, full) for b in range(n)]
+    run_chunks(run, chunks)
     return y
 
 

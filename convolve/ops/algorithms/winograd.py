@@ -23,8 +23,10 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from convolve.ops.algorithms._common import (
+    THREADS,
     blocks,
     require,
+    run_chunks,
     transposed_kernel,
     workspace_budget,
 )
@@ -123,18 +125,22 @@ class Winograd:
         tile_bytes = t * t * 2 * (c + c_out) * xp.itemsize
         budget = min(workspace_budget(y.nbytes),
                      max(CHUNK_BYTES, CHUNK_TILES * tile_bytes))
-        for n0, n1, h0, h1 in blocks(n, th, tw * tile_bytes, budget):
-            nb, rh = n1 - n0, h1 - h0
-            d = np.empty((t, t, nb, rh, tw, c), dtype=xp.dtype)
-            np.copyto(d, tiles[n0:n1, h0:h1].transpose(3, 4, 0, 1, 2, 5))
-            v = (b @ d.reshape(t * t, -1)).reshape(t * t, -1, groups, c // groups)
-            if groups == 1:
-                prod = np.matmul(v[:, :, 0], u[:, 0])
-            else:
-                prod = np.matmul(v.transpose(0, 2, 1, 3), u).transpose(0, 2, 1, 3)
-            out = (a @ prod.reshape(t * t, -1)).reshape(m, m, nb, rh, tw, c_out)
-            target = y[n0:n1, h0 * m:h1 * m].reshape(nb, rh, m, tw, m, c_out)
-            np.copyto(target, out.transpose(2, 3, 0, 4, 1, 5))
+
+        def run(chunks: list[tuple[int, int, int, int]]) -> None:
+            for n0, n1, h0, h1 in chunks:
+                nb, rh = n1 - n0, h1 - h0
+                d = np.empty((t, t, nb, rh, tw, c), dtype=xp.dtype)
+                np.copyto(d, tiles[n0:n1, h0:h1].transpose(3, 4, 0, 1, 2, 5))
+                v = (b @ d.reshape(t * t, -1)).reshape(t * t, -1, groups, c // groups)
+                if groups == 1:
+                    prod = np.matmul(v[:, :, 0], u[:, 0])
+                else:
+                    prod = np.matmul(v.transpose(0, 2, 1, 3), u).transpose(0, 2, 1, 3)
+                out = (a @ prod.reshape(t * t, -1)).reshape(m, m, nb, rh, tw, c_out)
+                target = y[n0:n1, h0 * m:h1 * m].reshape(nb, rh, m, tw, m, c_out)
+                np.copyto(target, out.transpose(2, 3, 0, 4, 1, 5))
+
+        run_chunks(run, list(blocks(n, th, tw * tile_bytes, budget // THREADS)))
         return y
 
     def grad_weight(self, xp: np.ndarray, g: np.ndarray, *, w_shape: tuple[int, ...],
@@ -163,19 +169,26 @@ class Winograd:
         tiles = as_strided(xp, (n, th, tw, t, t, c), (sn, m * sh, m * sw, sh, sw, sc),
                            writeable=False)
         b, a_t = self._matrix("B", xp.dtype), self._matrix("A", xp.dtype).T
-        du = np.zeros((t * t, groups, cg, og), dtype=xp.dtype)
         tile_bytes = t * t * 2 * (c + c_out) * xp.itemsize
         budget = min(workspace_budget(g.nbytes), max(CHUNK_BYTES, CHUNK_TILES * tile_bytes))
-        for n0, n1, h0, h1 in blocks(n, th, tw * tile_bytes, budget):
-            nb, rh = n1 - n0, h1 - h0
-            d = np.empty((t, t, nb, rh, tw, c), dtype=xp.dtype)
-            np.copyto(d, tiles[n0:n1, h0:h1].transpose(3, 4, 0, 1, 2, 5))
-            v = (b @ d.reshape(t * t, -1)).reshape(t * t, -1, groups, cg)
-            gt = np.empty((m, m, nb, rh, tw, c_out), dtype=g.dtype)
-            np.copyto(gt, g[n0:n1, h0 * m:h1 * m].reshape(nb, rh, m, tw, m, c_out)
-                      .transpose(2, 4, 0, 1, 3, 5))
-            dm = (a_t @ gt.reshape(m * m, -1)).reshape(t * t, -1, groups, og)
-            du += np.matmul(v.transpose(0, 2, 3, 1), dm.transpose(0, 2, 1, 3))
+        partials: list[np.ndarray] = []
+
+        def run(chunks: list[tuple[int, int, int, int]]) -> None:
+            du = np.zeros((t * t, groups, cg, og), dtype=xp.dtype)
+            for n0, n1, h0, h1 in chunks:
+                nb, rh = n1 - n0, h1 - h0
+                d = np.empty((t, t, nb, rh, tw, c), dtype=xp.dtype)
+                np.copyto(d, tiles[n0:n1, h0:h1].transpose(3, 4, 0, 1, 2, 5))
+                v = (b @ d.reshape(t * t, -1)).reshape(t * t, -1, groups, cg)
+                gt = np.empty((m, m, nb, rh, tw, c_out), dtype=g.dtype)
+                np.copyto(gt, g[n0:n1, h0 * m:h1 * m].reshape(nb, rh, m, tw, m, c_out)
+                          .transpose(2, 4, 0, 1, 3, 5))
+                dm = (a_t @ gt.reshape(m * m, -1)).reshape(t * t, -1, groups, og)
+                du += np.matmul(v.transpose(0, 2, 3, 1), dm.transpose(0, 2, 1, 3))
+            partials.append(du)
+
+        run_chunks(run, list(blocks(n, th, tw * tile_bytes, budget // THREADS)))
+        du = sum(partials[1:], partials[0])
         dw = self._matrix("G", xp.dtype).T @ du.transpose(0, 2, 1, 3).reshape(t * t, -1)
         return dw.reshape(w_shape)
 
