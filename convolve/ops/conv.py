@@ -59,12 +59,13 @@ def select_algorithm(name: str, geometry: ConvGeometry) -> Any:
       gradient) the same rule with the channels swapped;
     - one input and one output channel per group (single-channel filtering, depthwise):
       ``direct`` (shift-and-add in row blocks that stay in cache; rank-one kernels in a
-      column and a row pass; one kernel shared by all channels from 6x6 as banded GEMMs),
-      or ``fft`` from ``FFT_MIN_TAPS`` taps (11x11) for kernels not of rank one, and for
+      column and a row pass; one kernel shared by all channels from 4x4 as banded GEMMs),
+      or ``fft`` from ``FFT_MIN_TAPS`` taps (16x16) for kernels not of rank one, and for
       rank-one kernels with ``KH + KW >= 72``. 2048x2048, 2 threads, best of 3 on the
-      shared machine, ms: random 3x3 shift-add 21, banded 25, fft 84; 7x7: 61 / 27 / 63;
-      9x9: 78 / 36 / 72; 15x15: 413 / 405 / 115 (fft barely depends on the size);
-      Gaussian 15x15 two passes 37, fft 92; 31x31: 66 / 81;
+      shared machine (load ~2.8), ms, shift-add / banded / fft: random 3x3 29 / 26 /
+      143; 4x4 46 / 33 / 121; 7x7 84 / 34 / 100; 11x11 224 / 52 / 103; 15x15 254 / 68 /
+      91; 19x19 649 / 135 / 94 (fft barely depends on the size); Gaussian 15x15 two
+      passes 37, fft 92; 31x31: 66 / 81;
     - other depthwise convolutions (one input channel per group, several groups):
       ``direct``; one input channel and many outputs (a first layer on gray images) is a
       GEMM with few columns: gemm;
@@ -95,7 +96,7 @@ def select_algorithm(name: str, geometry: ConvGeometry) -> Any:
 WINOGRAD_MIN_CHANNELS = 16
 # Single-channel / depthwise filtering: FFT from this many taps unless the kernel is of
 # rank one; separable kernels from FFT_MIN_SEPARABLE_TAPS taps in their two passes.
-FFT_MIN_TAPS = 121
+FFT_MIN_TAPS = 256
 FFT_MIN_SEPARABLE_TAPS = 72
 
 

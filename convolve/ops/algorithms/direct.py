@@ -32,7 +32,7 @@ from convolve.ops.algorithms._common import (
 # Bytes of one row block: a few blocks (input rows, partial sums, output) fit in L2.
 BLOCK_BYTES = 1 << 19
 # Kernels shared by all channels, not of rank one, from this many taps: banded GEMMs.
-BANDED_MIN_TAPS = 36
+BANDED_MIN_TAPS = 16
 BAND_ROWS = 8
 BAND_CHUNK_BYTES = 2 << 20
 
@@ -131,7 +131,7 @@ def _banded(xp: np.ndarray, k: np.ndarray, dilation: tuple[int, int],
     laid side by side, so one GEMM serves a chunk of the image; chunks run on threads
     with single-threaded BLAS (``run_chunks``). The bands cost
     ``2 * KW * (BAND_ROWS + dH * (KH - 1))`` multiply-adds per pixel instead of
-    ``KH * KW``, paid back by BLAS's speed from 6x6 up (2048^2 7x7, one thread: 40 ms,
+    ``KH * KW``, paid back by BLAS's speed from 4x4 up (2048^2 7x7, one thread: 40 ms,
     against 77 ms for shift-and-add; 2 MB chunks measured best, 16 MB ran 1.8x slower).
     """
     n, hp, wp, c = xp.shape
