@@ -8,7 +8,8 @@ per tile and channel pair become ``(m + 2)^2``: 2.25x fewer for F(2x2), 4x for F
 
 The 2-D transforms are single GEMMs with the Kronecker matrices ``B^T (x) B^T`` and
 ``A^T (x) A^T`` on tiles laid out as ``((m + 2)^2, tiles * channels)``; work proceeds in
-chunks of tile rows that stay within the workspace budget. The matrices are those of
+chunks of tile rows that stay within the workspace budget, split over threads with
+single-threaded BLAS (``run_chunks``). The matrices are those of
 Lavin & Gray (2016). F(4x4)'s larger constants cost accuracy: about 1e-5 relative error in
 float32, against 5e-7 for F(2x2) (measured; both ~1e-15 in float64).
 
@@ -22,8 +23,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from convolve.ops.algorithms import _common
 from convolve.ops.algorithms._common import (
-    THREADS,
     blocks,
     require,
     run_chunks,
@@ -140,7 +141,7 @@ class Winograd:
                 target = y[n0:n1, h0 * m:h1 * m].reshape(nb, rh, m, tw, m, c_out)
                 np.copyto(target, out.transpose(2, 3, 0, 4, 1, 5))
 
-        run_chunks(run, list(blocks(n, th, tw * tile_bytes, budget // THREADS)))
+        run_chunks(run, list(blocks(n, th, tw * tile_bytes, budget // _common.THREADS)))
         return y
 
     def grad_weight(self, xp: np.ndarray, g: np.ndarray, *, w_shape: tuple[int, ...],
@@ -187,7 +188,7 @@ class Winograd:
                 du += np.matmul(v.transpose(0, 2, 3, 1), dm.transpose(0, 2, 1, 3))
             partials.append(du)
 
-        run_chunks(run, list(blocks(n, th, tw * tile_bytes, budget // THREADS)))
+        run_chunks(run, list(blocks(n, th, tw * tile_bytes, budget // _common.THREADS)))
         du = sum(partials[1:], partials[0])
         dw = self._matrix("G", xp.dtype).T @ du.transpose(0, 2, 1, 3).reshape(t * t, -1)
         return dw.reshape(w_shape)
