@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from convolve import _args
-from convolve.ops.algorithms._common import parallel, tap_slice
+from convolve.ops.algorithms._common import parallel, scratch, tap_slice
 from convolve.shapes import PoolGeometry, check_image_rank, pool_geometry
 from convolve.tensor import data, needs_grad, record
 
@@ -172,7 +172,7 @@ def _max_2x2(x: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]] 
     oh, ow = x.shape[1] // 2, x.shape[2] // 2
     left, right = x[:, :2 * oh, 0:2 * ow:2], x[:, :2 * oh, 1:2 * ow:2]
     right_wins = right > left
-    rows = np.maximum(left, right)
+    rows = np.maximum(left, right, out=scratch("pool.max_2x2.rows", left.shape, x.dtype))
     top, bottom = rows[:, 0::2], rows[:, 1::2]
     bottom_wins = bottom > top
     y = np.maximum(top, bottom)
@@ -188,11 +188,13 @@ def _max_2x2_backward(grad: np.ndarray, where: tuple[np.ndarray, np.ndarray],
     covered = (shape[1] % 2, shape[2] % 2) == (0, 0)
     dx = (np.empty if covered else np.zeros)(shape, dtype=grad.dtype)
     oh, ow = grad.shape[1:3]
-    for r, rows in ((0, np.logical_not(bottom_wins)), (1, bottom_wins)):
-        share = grad * rows
+    share = scratch("pool.max_2x2_backward.share", grad.shape, grad.dtype)
+    flags = scratch("pool.max_2x2_backward.flags", grad.shape, bool)
+    for r, rows in ((0, np.logical_not(bottom_wins, out=flags)), (1, bottom_wins)):
+        np.multiply(grad, rows, out=share)
         right = right_wins[:, r::2]
         np.multiply(share, right, out=dx[:, r:2 * oh:2, 1:2 * ow:2])
-        np.multiply(share, np.logical_not(right), out=dx[:, r:2 * oh:2, 0:2 * ow:2])
+        np.multiply(share, np.logical_not(right, out=flags), out=dx[:, r:2 * oh:2, 0:2 * ow:2])
     return dx
 
 

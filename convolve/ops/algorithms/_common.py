@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -218,3 +219,28 @@ def run_chunks(run: Callable[[list], Any], chunks: Sequence) -> None:
         return
     with single_threaded_blas():
         parallel(run, chunks)
+
+
+# Temporaries that never leave the function using them are taken from a small per-thread
+# cache instead of fresh allocations: a fresh large array is fresh pages from the system,
+# and their page faults cost as much as the work (2x2 max pooling forward+backward of
+# 64x32x32x32: 20.6 ms allocating, 11.5 ms with memory kept). Each slot keeps its largest
+# buffer up to SCRATCH_BYTES.
+SCRATCH_BYTES = 64 << 20
+_scratch = threading.local()
+
+
+def scratch(slot: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """An uninitialised array of ``shape`` for a temporary; ``slot`` names it, unique
+    among the temporaries alive at once on a thread (use ``module.function.name``)."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    if nbytes > SCRATCH_BYTES:
+        return np.empty(shape, dtype)
+    buffers = getattr(_scratch, "buffers", None)
+    if buffers is None:
+        buffers = _scratch.buffers = {}
+    buffer = buffers.get(slot)
+    if buffer is None or buffer.nbytes < nbytes:
+        buffer = buffers[slot] = np.empty(max(nbytes, 1), np.uint8)
+    return buffer[:nbytes].view(dtype).reshape(shape)
