@@ -28,6 +28,7 @@ from convolve.ops.algorithms._common import (
     blocks,
     require,
     run_chunks,
+    scratch,
     transposed_kernel,
     workspace_budget,
 )
@@ -130,14 +131,20 @@ class Winograd:
         def run(chunks: list[tuple[int, int, int, int]]) -> None:
             for n0, n1, h0, h1 in chunks:
                 nb, rh = n1 - n0, h1 - h0
-                d = np.empty((t, t, nb, rh, tw, c), dtype=xp.dtype)
+                count = nb * rh * tw
+                d = scratch("winograd.d", (t, t, nb, rh, tw, c), xp.dtype)
                 np.copyto(d, tiles[n0:n1, h0:h1].transpose(3, 4, 0, 1, 2, 5))
-                v = (b @ d.reshape(t * t, -1)).reshape(t * t, -1, groups, c // groups)
+                v = np.matmul(b, d.reshape(t * t, -1),
+                              out=scratch("winograd.v", (t * t, count * c), xp.dtype))
+                v = v.reshape(t * t, count, groups, c // groups)
                 if groups == 1:
-                    prod = np.matmul(v[:, :, 0], u[:, 0])
+                    prod = np.matmul(v[:, :, 0], u[:, 0], out=scratch(
+                        "winograd.prod", (t * t, count, c_out), xp.dtype))
                 else:
                     prod = np.matmul(v.transpose(0, 2, 1, 3), u).transpose(0, 2, 1, 3)
-                out = (a @ prod.reshape(t * t, -1)).reshape(m, m, nb, rh, tw, c_out)
+                out = np.matmul(a, prod.reshape(t * t, -1), out=scratch(
+                    "winograd.out", (m * m, count * c_out), xp.dtype))
+                out = out.reshape(m, m, nb, rh, tw, c_out)
                 target = y[n0:n1, h0 * m:h1 * m].reshape(nb, rh, m, tw, m, c_out)
                 np.copyto(target, out.transpose(2, 3, 0, 4, 1, 5))
 
@@ -178,13 +185,18 @@ class Winograd:
             du = np.zeros((t * t, groups, cg, og), dtype=xp.dtype)
             for n0, n1, h0, h1 in chunks:
                 nb, rh = n1 - n0, h1 - h0
-                d = np.empty((t, t, nb, rh, tw, c), dtype=xp.dtype)
+                count = nb * rh * tw
+                d = scratch("winograd.d", (t, t, nb, rh, tw, c), xp.dtype)
                 np.copyto(d, tiles[n0:n1, h0:h1].transpose(3, 4, 0, 1, 2, 5))
-                v = (b @ d.reshape(t * t, -1)).reshape(t * t, -1, groups, cg)
-                gt = np.empty((m, m, nb, rh, tw, c_out), dtype=g.dtype)
+                v = np.matmul(b, d.reshape(t * t, -1),
+                              out=scratch("winograd.v", (t * t, count * c), xp.dtype))
+                v = v.reshape(t * t, count, groups, cg)
+                gt = scratch("winograd.gt", (m, m, nb, rh, tw, c_out), g.dtype)
                 np.copyto(gt, g[n0:n1, h0 * m:h1 * m].reshape(nb, rh, m, tw, m, c_out)
                           .transpose(2, 4, 0, 1, 3, 5))
-                dm = (a_t @ gt.reshape(m * m, -1)).reshape(t * t, -1, groups, og)
+                dm = np.matmul(a_t, gt.reshape(m * m, -1), out=scratch(
+                    "winograd.dm", (t * t, count * c_out), g.dtype))
+                dm = dm.reshape(t * t, count, groups, og)
                 du += np.matmul(v.transpose(0, 2, 3, 1), dm.transpose(0, 2, 1, 3))
             partials.append(du)
 
