@@ -13,6 +13,7 @@ from convolve.ops.algorithms._common import (
     blocks,
     grouped_matmul,
     grouped_weight_transpose,
+    scratch,
     windows,
     workspace_budget,
 )
@@ -43,7 +44,7 @@ def _chunks(xp: np.ndarray, kernel: tuple[int, int], out_hw: tuple[int, int],
     chunks = list(blocks(n, out_hw[0], row_bytes, workspace_budget(output_bytes)))
     # One buffer serves every chunk, so no two patch matrices are ever alive at once.
     largest = max((n1 - n0) * (h1 - h0) for n0, n1, h0, h1 in chunks)
-    buffer = np.empty(largest * row_bytes // xp.itemsize, dtype=xp.dtype)
+    buffer = scratch("gemm.patches", (largest * row_bytes // xp.itemsize,), xp.dtype)
     for n0, n1, h0, h1 in chunks:
         rows = xp[n0:n1, h0 * stride[0]:(h1 - 1) * stride[0] + span]
         view = windows(rows, kernel, (h1 - h0, out_hw[1]), stride, dilation, groups)
@@ -111,7 +112,9 @@ def grad_input(g: np.ndarray, w: np.ndarray, *, xp_shape: tuple[int, ...],
     row_bytes = out_w * kh * kw * c * g.itemsize
     for n0, n1, h0, h1 in blocks(n, out_h, row_bytes, workspace_budget(g.nbytes)):
         gblock = g[n0:n1, h0:h1].reshape(-1, groups, og).transpose(1, 2, 0)
-        cols = np.matmul(wmat, gblock).reshape(groups, kh, kw, cg, n1 - n0, h1 - h0, out_w)
+        cols = np.matmul(wmat, gblock, out=scratch(
+            "gemm.cols", (groups, kh * kw * cg, gblock.shape[2]), g.dtype))
+        cols = cols.reshape(groups, kh, kw, cg, n1 - n0, h1 - h0, out_w)
         for r in range(kh):
             for s in range(kw):
                 u, v = r * dilation[0], s * dilation[1]
