@@ -105,7 +105,7 @@ def integer(value: Any, name: str, *, minimum: int = 1, odd: bool = False) -> in
     if not _is_int(value):
         raise TypeError(f"{name} must be an int; received {describe(value)}")
     if value < minimum or (odd and value % 2 == 0):
-        what = f"an odd int >= {minimum}" if odd else f"an int >= {minimum}"
+        what = f"an odd int >= {minimum}" if odd else f">= {minimum}"
         raise ValueError(f"{name} must be {what}; received {value!r}")
     return int(value)
 
@@ -139,14 +139,6 @@ def rank(array: np.ndarray, name: str, ranks: tuple[int, ...], layout: str) -> N
             f"{name} must be {expected} {layout}; received an array of shape "
             f"{tuple(array.shape)}"
         )
-
-
-def positive_int(value: Any, name: str) -> int:
-    if not _is_int(value):
-        raise TypeError(f"{name} must be an int; received {describe(value)}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1; received {value!r}")
-    return int(value)
 
 
 def float_dtype(value: Any, name: str = "dtype") -> np.dtype:

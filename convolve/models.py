@@ -34,7 +34,7 @@ def lenet5(input_shape: tuple[int, int, int] = (32, 32, 3), num_classes: int = 1
         Flatten(),
         Dense(120, activation="relu", seed=rng),
         Dense(84, activation="relu", seed=rng),
-        Dense(_args.positive_int(num_classes, "num_classes"), seed=rng),
+        Dense(_args.integer(num_classes, "num_classes"), seed=rng),
     ])
     model.build(input_shape)
     return model
@@ -61,7 +61,7 @@ def mnist_cnn(input_shape: tuple[int, int, int] = (28, 28, 1), num_classes: int 
         Flatten(),
         Dense(128, activation="relu", seed=rng),
         Dropout(0.3, seed=rng),
-        Dense(_args.positive_int(num_classes, "num_classes"), seed=rng),
+        Dense(_args.integer(num_classes, "num_classes"), seed=rng),
     ])
     model.build(input_shape)
     return model
@@ -77,7 +77,7 @@ def digits_cnn(input_shape: tuple[int, int, int] = (28, 28, 1), num_classes: int
         Conv2D(16, 3, activation="relu", seed=rng), MaxPool2D(2),
         Conv2D(32, 3, activation="relu", seed=rng), MaxPool2D(2),
         Flatten(),
-        Dense(_args.positive_int(num_classes, "num_classes"), seed=rng),
+        Dense(_args.integer(num_classes, "num_classes"), seed=rng),
     ])
     model.build(input_shape)
     return model
@@ -99,7 +99,7 @@ def cifar_cnn(input_shape: tuple[int, int, int] = (32, 32, 3), num_classes: int 
         *conv_block(64), *conv_block(64), MaxPool2D(2),
         *conv_block(128), *conv_block(128), MaxPool2D(2),
         GlobalAvgPool2D(),
-        Dense(_args.positive_int(num_classes, "num_classes"), seed=rng),
+        Dense(_args.integer(num_classes, "num_classes"), seed=rng),
     ])
     model.build(input_shape)
     return model

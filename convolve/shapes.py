@@ -123,8 +123,7 @@ def conv_geometry(
             "w must be 4-D (KH, KW, C_in // groups, C_out); received an array of shape "
             f"{weight_shape}"
         )
-    if not _args._is_int(groups) or groups < 1:
-        raise ValueError(f"groups must be an int >= 1; received {groups!r}")
+    groups = _args.integer(groups, "groups")
     kh, kw, cg, c_out = weight_shape
     if min(kh, kw) < 1:
         raise ValueError(f"kernel size must be >= 1; received w of shape {weight_shape}")
@@ -201,8 +200,7 @@ def conv_transpose_geometry(
             "w must be 4-D (KH, KW, C_out // groups, C_in); received an array of shape "
             f"{weight_shape}"
         )
-    if not _args._is_int(groups) or groups < 1:
-        raise ValueError(f"groups must be an int >= 1; received {groups!r}")
+    groups = _args.integer(groups, "groups")
     kh, kw, _, c_w = weight_shape
     if min(kh, kw) < 1:
         raise ValueError(f"kernel size must be >= 1; received w of shape {weight_shape}")

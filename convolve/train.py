@@ -66,7 +66,7 @@ class EarlyStopping:
     def __init__(self, monitor: str = "val_loss", *, patience: int = 3, min_delta: float = 0.0,
                  restore_best_weights: bool = False) -> None:
         self.monitor = monitor
-        self.patience = _args.positive_int(patience, "patience")
+        self.patience = _args.integer(patience, "patience")
         self.min_delta = _args.real(min_delta, "min_delta")
         self.restore_best_weights = restore_best_weights
         self.higher_is_better = "acc" in monitor
@@ -259,7 +259,7 @@ def fit(
     Raises:
         NonFiniteLossError: the loss became NaN or infinite (the message names epoch and step).
     """
-    epochs = _args.positive_int(epochs, "epochs")
+    epochs = _args.integer(epochs, "epochs")
     loader = _as_loader(train_data, "train_data", batch_size, shuffle=True, seed=seed,
                         augment=augment)
     loss_fn, metric_fns = _resolve_loss(loss), _resolve_metrics(metrics)

@@ -89,7 +89,7 @@ def test_errors():
                                          r"received ndarray of shape \(6, 5, 3\) and dtype "
                                          r"float32$"):
         data.random_crop(batch()[0], 2)
-    with pytest.raises(ValueError, match=r"^padding must be a non-negative int; received -1$"):
+    with pytest.raises(ValueError, match=r"^padding must be >= 0; received -1$"):
         data.random_crop(batch(), -1)
     with pytest.raises(ValueError, match=r"^p must be a probability in \[0, 1\]; "
                                          r"received 1\.5$"):

@@ -83,7 +83,7 @@ def test_plot_history(tmp_path):
     (lambda p: viz.plot_filters(np.zeros((3, 3), int), p), TypeError,
      r"^weight must be a floating-point array"),
     (lambda p: viz.plot_filters(np.zeros((3, 3)), p, tile=8), ValueError,
-     r"^tile must be an int >= 32; received 8$"),
+     r"^tile must be >= 32; received 8$"),
     (lambda p: viz.plot_feature_maps(np.zeros((4, 4, 2)), p, scale="global"), ValueError,
      r"^scale must be one of 'per-tile', 'shared'; received 'global'$"),
     (lambda p: viz.plot_feature_maps(np.zeros((1, 4, 4, 2)), p), ValueError,

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from convolve import _args
 from convolve._args import describe
 
 RNG = int | np.random.Generator | None
@@ -33,8 +34,7 @@ def random_crop(images: Any, padding: int, *, rng: RNG = None) -> np.ndarray:
         ``(N, H, W, C)``, the dtype of ``images``.
     """
     x = _batch(images)
-    if not isinstance(padding, numbers.Integral) or isinstance(padding, bool) or padding < 0:
-        raise ValueError(f"padding must be a non-negative int; received {padding!r}")
+    padding = _args.integer(padding, "padding", minimum=0)
     rng = np.random.default_rng(rng)
     n, h, w, _ = x.shape
     padded = np.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))

@@ -111,15 +111,15 @@ class Conv2D(_Conv):
                  dtype: Any = np.float32, seed: Any = None) -> None:
         super().__init__(stride=stride, padding=padding, dilation=dilation,
                          activation=activation, use_bias=use_bias, dtype=dtype, seed=seed)
-        self.filters = _args.positive_int(filters, "filters")
+        self.filters = _args.integer(filters, "filters")
         self.kernel_size = _args.pair(kernel_size, "kernel_size")
-        self.groups = _args.positive_int(groups, "groups")
+        self.groups = _args.integer(groups, "groups")
         if self.filters % self.groups:
             raise ValueError(
                 f"groups={self.groups} must divide filters; received filters={self.filters}")
         self.padding_mode = _args.padding_mode(padding_mode)
         if in_channels is not None:
-            self._build(_args.positive_int(in_channels, "in_channels"))
+            self._build(_args.integer(in_channels, "in_channels"))
 
     def _weight_shape(self, in_channels: int) -> tuple[int, int, int, int]:
         if in_channels % self.groups:
@@ -159,10 +159,10 @@ class DepthwiseConv2D(_Conv):
         super().__init__(stride=stride, padding=padding, dilation=dilation,
                          activation=activation, use_bias=use_bias, dtype=dtype, seed=seed)
         self.kernel_size = _args.pair(kernel_size, "kernel_size")
-        self.depth_multiplier = _args.positive_int(depth_multiplier, "depth_multiplier")
+        self.depth_multiplier = _args.integer(depth_multiplier, "depth_multiplier")
         self.padding_mode = _args.padding_mode(padding_mode)
         if in_channels is not None:
-            self._build(_args.positive_int(in_channels, "in_channels"))
+            self._build(_args.integer(in_channels, "in_channels"))
 
     def _weight_shape(self, in_channels: int) -> tuple[int, int, int, int]:
         return (*self.kernel_size, 1, in_channels * self.depth_multiplier)
@@ -198,15 +198,15 @@ class ConvTranspose2D(_Conv):
                  seed: Any = None) -> None:
         super().__init__(stride=stride, padding=padding, dilation=dilation,
                          activation=activation, use_bias=use_bias, dtype=dtype, seed=seed)
-        self.filters = _args.positive_int(filters, "filters")
+        self.filters = _args.integer(filters, "filters")
         self.kernel_size = _args.pair(kernel_size, "kernel_size")
         self.output_padding = _args.pair(output_padding, "output_padding", minimum=0)
-        self.groups = _args.positive_int(groups, "groups")
+        self.groups = _args.integer(groups, "groups")
         if self.filters % self.groups:
             raise ValueError(
                 f"groups={self.groups} must divide filters; received filters={self.filters}")
         if in_channels is not None:
-            self._build(_args.positive_int(in_channels, "in_channels"))
+            self._build(_args.integer(in_channels, "in_channels"))
 
     def _weight_shape(self, in_channels: int) -> tuple[int, int, int, int]:
         if in_channels % self.groups:

@@ -35,7 +35,7 @@ class Dense(Module):
                  in_features: int | None = None, dtype: Any = np.float32,
                  seed: Any = None) -> None:
         super().__init__()
-        self.units = _args.positive_int(units, "units")
+        self.units = _args.integer(units, "units")
         self.activation, activation_fn = resolve_activation(activation)
         # A plain attribute even when the callable is a Module (e.g. nn.ReLU()): it holds no
         # parameters and must not appear as a child in repr() or summary().
@@ -50,7 +50,7 @@ class Dense(Module):
         else:
             self.bias = None
         if in_features is not None:
-            self._build(_args.positive_int(in_features, "in_features"))
+            self._build(_args.integer(in_features, "in_features"))
 
     def _build(self, in_features: int) -> None:
         shape = (in_features, self.units)
