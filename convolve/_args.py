@@ -132,13 +132,19 @@ def float_array(value: Any, name: str) -> np.ndarray:
     return array
 
 
-def rank(array: np.ndarray, name: str, ranks: tuple[int, ...], layout: str) -> None:
-    if array.ndim not in ranks:
-        expected = " or ".join(f"{r}-D" for r in ranks)
+# Layouts by rank for ``rank``: a batch of images or one image, channels last.
+IMAGE = {4: "(N, H, W, C)", 3: "(H, W, C)"}
+
+
+def rank(shape: tuple[int, ...], name: str, layouts: dict[int, str]) -> None:
+    """Refuse an array of ``shape`` unless its rank is a key of ``layouts`` (rank -> layout),
+    e.g. ``rank(x.shape, "x", IMAGE)``."""
+    if len(shape) not in layouts:
+        options = [f"{r}-D {layout}" for r, layout in layouts.items()]
+        expected = " or ".join([", ".join(options[:-1]), options[-1]] if len(options) > 1
+                               else options)
         raise ValueError(
-            f"{name} must be {expected} {layout}; received an array of shape "
-            f"{tuple(array.shape)}"
-        )
+            f"{name} must be {expected}; received an array of shape {tuple(shape)}")
 
 
 def float_dtype(value: Any, name: str = "dtype") -> np.dtype:

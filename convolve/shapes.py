@@ -104,25 +104,13 @@ class ConvGeometry:
         return (self.input_shape[0], *shape) if self.batched else shape
 
 
-def check_image_rank(input_shape: tuple[int, ...]) -> None:
-    if len(input_shape) not in (3, 4):
-        raise ValueError(
-            "x must be 4-D (N, H, W, C) or 3-D (H, W, C); received an array of shape "
-            f"{input_shape}"
-        )
-
-
 def conv_geometry(
     input_shape: tuple[int, ...], weight_shape: tuple[int, ...], *, stride: Any,
     padding: Any, dilation: Any, groups: Any,
 ) -> ConvGeometry:
     """Validate the sizes and settings of a conv2d call and resolve its padding."""
-    check_image_rank(input_shape)
-    if len(weight_shape) != 4:
-        raise ValueError(
-            "w must be 4-D (KH, KW, C_in // groups, C_out); received an array of shape "
-            f"{weight_shape}"
-        )
+    _args.rank(input_shape, "x", _args.IMAGE)
+    _args.rank(weight_shape, "w", {4: "(KH, KW, C_in // groups, C_out)"})
     groups = _args.integer(groups, "groups")
     kh, kw, cg, c_out = weight_shape
     if min(kh, kw) < 1:
@@ -194,12 +182,8 @@ def conv_transpose_geometry(
     ``padding="same"`` gives ``n * s`` (the size conv2d's "same" maps back to ``n``), with
     that size's "same" pads; ``"valid"`` and ``"full"`` pad as conv2d does.
     """
-    check_image_rank(input_shape)
-    if len(weight_shape) != 4:
-        raise ValueError(
-            "w must be 4-D (KH, KW, C_out // groups, C_in); received an array of shape "
-            f"{weight_shape}"
-        )
+    _args.rank(input_shape, "x", _args.IMAGE)
+    _args.rank(weight_shape, "w", {4: "(KH, KW, C_out // groups, C_in)"})
     groups = _args.integer(groups, "groups")
     kh, kw, _, c_w = weight_shape
     if min(kh, kw) < 1:
@@ -311,7 +295,7 @@ def pool_geometry(
     ``stride=None`` means the pool size. Each pad may be at most half the pool size
     (``pool_size // 2``), PyTorch's rule.
     """
-    check_image_rank(input_shape)
+    _args.rank(input_shape, "x", _args.IMAGE)
     kernel = _args.pair(pool_size, "pool_size")
     stride = kernel if stride is None else _args.pair(stride, "stride")
     dilation = _args.pair(dilation, "dilation")

@@ -159,7 +159,8 @@ def test_flatten_keeps_the_batch_axis():
     flatten(x).sum().backward()
     np.testing.assert_array_equal(x.grad, np.ones((2, 3, 4, 5)))
     with pytest.raises(ValueError, match=r"x must be 4-D \(N, H, W, C\), 3-D \(H, W, C\), 2-D "
-                                         r"or 1-D; received an array of shape \(1, 1, 1, 1, 1\)"):
+                                         r"\(N, F\) or 1-D \(F,\); received an array of shape "
+                                         r"\(1, 1, 1, 1, 1\)"):
         flatten(np.zeros((1, 1, 1, 1, 1)))
 
 
@@ -262,7 +263,7 @@ def test_channel_change_after_build_is_an_error(layer, first, second, match):
 
 def test_lazy_build_refuses_bad_rank_without_building():
     layer = nn.Conv2D(2, 3)
-    with pytest.raises(ValueError, match=r"x must be 4-D or 3-D \(N, H, W, C\) or \(H, W, C\); "
+    with pytest.raises(ValueError, match=r"x must be 4-D \(N, H, W, C\) or 3-D \(H, W, C\); "
                                          r"received an array of shape \(5, 5\)"):
         layer(np.zeros((5, 5), np.float32))
     assert layer.weight is None

@@ -9,15 +9,13 @@ from typing import Any
 import numpy as np
 
 from convolve import _args
-from convolve._args import describe
 
 RNG = int | np.random.Generator | None
 
 
 def _batch(images: Any, name: str = "images") -> np.ndarray:
     array = np.asarray(images)
-    if array.ndim != 4:
-        raise ValueError(f"{name} must be a 4-D batch (N, H, W, C); received {describe(array)}")
+    _args.rank(array.shape, name, {4: "(N, H, W, C)"})
     return array
 
 

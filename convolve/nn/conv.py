@@ -60,7 +60,7 @@ class _Conv(Module):
         x = cast_input(x, self.dtype)
         array = data(x)
         if self.in_channels is None:
-            _args.rank(array, "x", (4, 3), "(N, H, W, C) or (H, W, C)")
+            _args.rank(array.shape, "x", _args.IMAGE)
             self._build(array.shape[-1])
         elif array.ndim < 1 or array.shape[-1] != self.in_channels:
             raise ValueError(

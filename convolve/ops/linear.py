@@ -24,8 +24,7 @@ def linear(x: Any, w: Any, b: Any = None) -> Any:
     xa = _args.float_array(data(x), "x")
     wa = _args.float_array(data(w), "w")
     ba = None if b is None else _args.float_array(data(b), "b")
-    if wa.ndim != 2:
-        raise ValueError(f"w must be 2-D (F_in, F_out); received an array of shape {wa.shape}")
+    _args.rank(wa.shape, "w", {2: "(F_in, F_out)"})
     if xa.ndim < 1 or xa.shape[-1] != wa.shape[0]:
         raise ValueError(
             f"x must have F_in = {wa.shape[0]} features on its last axis to match w of shape "
