@@ -70,8 +70,7 @@ def relu(x: Any) -> Any:
 
 def leaky_relu(x: Any, negative_slope: float = 0.01) -> Any:
     """``x`` where ``x > 0``, else ``negative_slope * x``."""
-    if not isinstance(negative_slope, (int, float)) or isinstance(negative_slope, bool):
-        raise TypeError(f"negative_slope must be a number; received {negative_slope!r}")
+    negative_slope = _args.number(negative_slope, "negative_slope")
     xa = _input(x)
     positive = xa > 0
     y = np.where(positive, xa, xa * negative_slope)
