@@ -180,15 +180,18 @@ def axis(value: Any, ndim: int, name: str = "axis") -> int:
 
 
 def generator(value: Any, name: str = "rng") -> np.random.Generator:
-    """A NumPy Generator from None (fresh entropy), an int seed or a Generator."""
-    if value is None or _is_int(value):
-        return np.random.default_rng(value)
+    """A NumPy Generator from None (fresh entropy), an int seed >= 0 or a Generator."""
     if isinstance(value, np.random.Generator):
         return value
-    raise TypeError(
-        f"{name} must be None, an int seed or a numpy.random.Generator; received "
-        f"{describe(value)}"
-    )
+    if value is not None and not _is_int(value):
+        raise TypeError(
+            f"{name} must be None, an int seed or a numpy.random.Generator; received "
+            f"{describe(value)}"
+        )
+    if value is not None and value < 0:
+        raise ValueError(f"{name} must be None, an int seed >= 0 or a numpy.random.Generator; "
+                         f"received {value!r}")
+    return np.random.default_rng(value)
 
 
 def fraction(value: Any, name: str) -> float:

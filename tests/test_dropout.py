@@ -73,6 +73,9 @@ def test_bad_rng():
     with raises(TypeError, "rng must be None, an int seed or a numpy.random.Generator; "
                            "received 0.5"):
         convolve.dropout(np.ones(3), 0.5, rng=0.5)
+    with raises(ValueError, "rng must be None, an int seed >= 0 or a numpy.random.Generator; "
+                            "received -1"):
+        convolve.dropout(np.ones(3), 0.5, rng=-1)
 
 
 def test_integer_input_is_refused():

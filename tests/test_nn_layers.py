@@ -348,6 +348,8 @@ def test_layers_refuse_integer_input():
      "dtype must be float32 or float64; received 'int32'"),
     (lambda: nn.Conv2D(4, 3, seed="x"), TypeError,
      "seed must be None, an int seed or a numpy.random.Generator; received 'x'"),
+    (lambda: nn.Dense(4, seed=-1), ValueError,
+     "seed must be None, an int seed >= 0 or a numpy.random.Generator; received -1"),
     (lambda: nn.DepthwiseConv2D(3, 0), ValueError, "depth_multiplier must be >= 1; received 0"),
     (lambda: nn.ConvTranspose2D(3, 3, groups=2), ValueError,
      "groups=2 must divide filters; received filters=3"),
