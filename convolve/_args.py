@@ -158,6 +158,15 @@ def rank(shape: tuple[int, ...], name: str, layouts: dict[int, str]) -> None:
             f"{name} must be {expected}; received an array of shape {tuple(shape)}")
 
 
+def shape(value: Any, name: str) -> tuple[int, ...]:
+    """An array shape given by the user: a tuple (or list) of ints, each >= 0."""
+    if not isinstance(value, (tuple, list)) or not all(_is_int(v) for v in value):
+        raise TypeError(f"{name} must be a tuple of ints; received {describe(value)}")
+    if min(value, default=0) < 0:
+        raise ValueError(f"{name} must hold sizes >= 0; received {tuple(value)!r}")
+    return tuple(int(v) for v in value)
+
+
 def float_dtype(value: Any, name: str = "dtype") -> np.dtype:
     """float32 or float64 as an ``np.dtype``; anything else is refused."""
     try:

@@ -77,7 +77,8 @@ def conv2d_output_shape(
     Returns:
         ``(N, H_out, W_out, C_out)`` or ``(H_out, W_out, C_out)``.
     """
-    geometry = conv_geometry(tuple(input_shape), tuple(weight_shape), stride=stride,
+    geometry = conv_geometry(_args.shape(input_shape, "input_shape"),
+                             _args.shape(weight_shape, "weight_shape"), stride=stride,
                              padding=padding, dilation=dilation, groups=groups)
     return geometry.output_shape
 
@@ -104,16 +105,13 @@ class ConvGeometry:
         return (self.input_shape[0], *shape) if self.batched else shape
 
 
-def conv_geometry(
-    input_shape: tuple[int, ...], weight_shape: tuple[int, ...], *, stride: Any,
-    padding: Any, dilation: Any, groups: Any,
-) -> ConvGeometry:
-    """Validate the sizes and settings of a conv2d call and resolve its padding."""
+def _check_operands(input_shape: tuple[int, ...], weight_shape: tuple[int, ...],
+                    groups: Any, weight_layout: str) -> int:
+    """The checks conv2d and conv_transpose2d share; returns ``groups`` as an int."""
     _args.rank(input_shape, "x", _args.IMAGE)
-    _args.rank(weight_shape, "w", {4: "(KH, KW, C_in // groups, C_out)"})
+    _args.rank(weight_shape, "w", {4: weight_layout})
     groups = _args.integer(groups, "groups")
-    kh, kw, cg, c_out = weight_shape
-    if min(kh, kw) < 1:
+    if min(weight_shape[:2]) < 1:
         raise ValueError(f"kernel size must be >= 1; received w of shape {weight_shape}")
     c_in = input_shape[-1]
     if c_in % groups:
@@ -121,6 +119,18 @@ def conv_geometry(
             f"groups={groups} must divide the input channels; received x of shape "
             f"{input_shape} with {c_in} channels"
         )
+    return groups
+
+
+def conv_geometry(
+    input_shape: tuple[int, ...], weight_shape: tuple[int, ...], *, stride: Any,
+    padding: Any, dilation: Any, groups: Any,
+) -> ConvGeometry:
+    """Validate the sizes and settings of a conv2d call and resolve its padding."""
+    groups = _check_operands(input_shape, weight_shape, groups,
+                             "(KH, KW, C_in // groups, C_out)")
+    kh, kw, cg, c_out = weight_shape
+    c_in = input_shape[-1]
     if c_out % groups:
         raise ValueError(
             f"groups={groups} must divide the output channels; received w of shape "
@@ -182,22 +192,14 @@ def conv_transpose_geometry(
     ``padding="same"`` gives ``n * s`` (the size conv2d's "same" maps back to ``n``), with
     that size's "same" pads; ``"valid"`` and ``"full"`` pad as conv2d does.
     """
-    _args.rank(input_shape, "x", _args.IMAGE)
-    _args.rank(weight_shape, "w", {4: "(KH, KW, C_out // groups, C_in)"})
-    groups = _args.integer(groups, "groups")
+    groups = _check_operands(input_shape, weight_shape, groups,
+                             "(KH, KW, C_out // groups, C_in)")
     kh, kw, _, c_w = weight_shape
-    if min(kh, kw) < 1:
-        raise ValueError(f"kernel size must be >= 1; received w of shape {weight_shape}")
     c_in = input_shape[-1]
     if c_w != c_in:
         raise ValueError(
             f"w of shape {weight_shape} (KH, KW, C_out // groups, C_in) expects {c_w} input "
             f"channels, but x of shape {input_shape} has {c_in} channels"
-        )
-    if c_in % groups:
-        raise ValueError(
-            f"groups={groups} must divide the input channels; received x of shape "
-            f"{input_shape} with {c_in} channels"
         )
     stride = _args.pair(stride, "stride")
     dilation = _args.pair(dilation, "dilation")
@@ -377,7 +379,8 @@ def explain(
     floor drops, the receptive field (the dilated kernel's span) and the number of output
     positions whose window lies entirely in padding. ``str()`` of the result reads well.
     """
-    g = conv_geometry(tuple(input_shape), tuple(weight_shape), stride=stride,
+    g = conv_geometry(_args.shape(input_shape, "input_shape"),
+                      _args.shape(weight_shape, "weight_shape"), stride=stride,
                       padding=padding, dilation=dilation, groups=groups)
     axes = [
         _explain_axis(name, g.input_shape[-3 + i], g.weight_shape[i], g.stride[i],
