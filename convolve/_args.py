@@ -143,6 +143,14 @@ def float_array(value: Any, name: str) -> np.ndarray:
     return array
 
 
+def vector(array: np.ndarray, name: str, size: int, symbol: str, context: str) -> None:
+    """Refuse ``array`` unless its shape is ``(size,)``; ``symbol`` names the size and
+    ``context`` says where it comes from, e.g. ``"to match w of shape (3, 3, 4, 6)"``."""
+    if array.shape != (size,):
+        raise ValueError(f"{name} must have shape ({symbol},) = ({size},) {context}; "
+                         f"received shape {array.shape}")
+
+
 # Layouts by rank for ``rank``: a batch of images or one image, channels last.
 IMAGE = {4: "(N, H, W, C)", 3: "(H, W, C)"}
 

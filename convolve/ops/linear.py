@@ -29,10 +29,8 @@ def linear(x: Any, w: Any, b: Any = None) -> Any:
         raise ValueError(
             f"x must have F_in = {wa.shape[0]} features on its last axis to match w of shape "
             f"{wa.shape}; received an array of shape {xa.shape}")
-    if ba is not None and ba.shape != (wa.shape[1],):
-        raise ValueError(
-            f"b must have shape (F_out,) = ({wa.shape[1]},) to match w of shape {wa.shape}; "
-            f"received shape {ba.shape}")
+    if ba is not None:
+        _args.vector(ba, "b", wa.shape[1], "F_out", f"to match w of shape {wa.shape}")
     dtype = np.result_type(xa, wa, *(() if ba is None else (ba,)))
     x2 = xa.reshape(-1, wa.shape[0]).astype(dtype, copy=False)
     wc = wa.astype(dtype, copy=False)

@@ -20,11 +20,7 @@ def _channel_array(value: Any, name: str, channels: int, x_shape: tuple[int, ...
             f"{_args.describe(value)}"
         )
     array = _args.float_array(data(value), name)
-    if array.shape != (channels,):
-        raise ValueError(
-            f"{name} must have shape (C,) = ({channels},) for x of shape {x_shape}; "
-            f"received shape {array.shape}"
-        )
+    _args.vector(array, name, channels, "C", f"for x of shape {x_shape}")
     return array
 
 
