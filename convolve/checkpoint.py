@@ -33,6 +33,13 @@ def _format(path: Path) -> str:
     )
 
 
+def check_path(path: str | os.PathLike) -> Path:
+    """``path`` as a Path; a ValueError unless it ends in .safetensors or .npz."""
+    path = Path(path)
+    _format(path)
+    return path
+
+
 def _safetensors() -> Any:
     try:
         import safetensors.numpy

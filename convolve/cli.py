@@ -6,6 +6,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 import convolve
 from convolve.commands import CommandError
@@ -14,8 +15,16 @@ from convolve.commands import CommandError
 COMMANDS = ("explain", "filter", "featuremaps", "summary", "train")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its usage errors on one line, as every other error (subcommand parsers
+    are made of the same class)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="convolve", description="Convolutional layers and networks on NumPy."
     )
     parser.add_argument("--version", action="version", version=convolve.__version__)

@@ -260,6 +260,8 @@ def fit(
         NonFiniteLossError: the loss became NaN or infinite (the message names epoch and step).
     """
     epochs = _args.integer(epochs, "epochs")
+    if checkpoint_path is not None:  # refused now, not after the first epoch's training
+        checkpoint.check_path(checkpoint_path)
     loader = _as_loader(train_data, "train_data", batch_size, shuffle=True, seed=seed,
                         augment=augment)
     loss_fn, metric_fns = _resolve_loss(loss), _resolve_metrics(metrics)

@@ -92,6 +92,9 @@ def plot_filters(weight: Any, path: str | os.PathLike, *, tile: int = 96,
     if w.ndim == 2:
         w = w[:, :, None, None]
     c_in, c_out = w.shape[2:]
+    if w.size == 0:
+        raise ValueError(f"weight must hold at least one filter; received an array of shape "
+                         f"{tuple(w.shape)}")
     if per_channel:
         tiles = [(w[:, :, i, o], f"{o} (in {i})", _signed_limits(w[:, :, i, o]))
                  for i in range(c_in) for o in range(c_out)]
@@ -126,6 +129,9 @@ def plot_feature_maps(maps: Any, path: str | os.PathLike, *, scale: str = "per-t
     if array.ndim == 2:
         array = array[..., None]
     c = array.shape[-1]
+    if array.size == 0:
+        raise ValueError(f"maps must hold at least one non-empty map; received an array of "
+                         f"shape {tuple(array.shape)}")
     if titles is None:
         titles = [str(i) for i in range(c)]
     elif len(titles) != c:

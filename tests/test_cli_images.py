@@ -291,6 +291,10 @@ def test_featuremaps_errors(tmp_path, capsys):
     assert fails(capsys, "featuremaps", "sample:camera", "--checkpoint", ckpt, "-o",
                  out) == ("convolve featuremaps: error: count must be a floating-point conv "
                           "weight; received dtype int64")
+    empty = tmp_path / "empty.npz"
+    np.savez(empty, w=np.ones((3, 3, 1, 0), np.float32))
+    assert fails(capsys, "featuremaps", "sample:camera", "--checkpoint", empty, "-o",
+                 out) == "convolve featuremaps: error: w of shape (3, 3, 1, 0) holds no filters"
     assert not out.exists()
 
 

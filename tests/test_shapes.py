@@ -83,6 +83,9 @@ def test_cli_explain(capsys):
     assert main(["explain", "--input-shape", "32,32,3", "--weight-shape", "5,5,3,6",
                  "--padding", "same"]) == 0
     assert "-> (32, 32, 6)" in capsys.readouterr().out
+    assert main(["explain", "--input-shape", "32,32,3", "--weight-shape", "5,5,3,6",
+                 "--padding", "SAME"]) == 0
+    assert "-> (32, 32, 6)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv, message", [

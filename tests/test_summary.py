@@ -119,6 +119,9 @@ def test_cli_summary(capsys):
      "'32,x,3'"),
     (["summary", "--input-shape", "4,4,3"],
      "convolve summary: error: the kernel is larger than the padded input along the height"),
+    (["summary", "--input-shape", "32,32"],
+     "convolve summary: error: --input-shape must be H,W,C (three integers, no batch axis); "
+     "received '32,32'\n"),
 ])
 def test_cli_summary_errors(argv, message, capsys):
     assert main(argv) == 2

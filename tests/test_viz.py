@@ -92,6 +92,10 @@ def test_plot_history(tmp_path):
     (lambda p: viz.plot_feature_maps(np.zeros((4, 4, 2)), p, titles=["a"]), ValueError,
      r"^titles must have one label per channel \(2 for maps of shape \(4, 4, 2\)\); "
      r"received 1$"),
+    (lambda p: viz.plot_feature_maps(np.zeros((4, 4, 0)), p), ValueError,
+     r"^maps must hold at least one non-empty map; received an array of shape \(4, 4, 0\)$"),
+    (lambda p: viz.plot_filters(np.zeros((3, 3, 1, 0)), p), ValueError,
+     r"^weight must hold at least one filter; received an array of shape \(3, 3, 1, 0\)$"),
     (lambda p: viz.plot_history({}, p), ValueError,
      r"^history must be a non-empty dict of metric name -> list of values per epoch; "
      r"received \{\}$"),

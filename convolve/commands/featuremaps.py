@@ -128,6 +128,8 @@ def _checkpoint_maps(image: np.ndarray, args: argparse.Namespace
     if weight.dtype.kind != "f":
         raise CommandError(f"{key} must be a floating-point conv weight; received dtype "
                            f"{weight.dtype}")
+    if weight.size == 0:
+        raise CommandError(f"{key} of shape {weight.shape} holds no filters")
     c_in = weight.shape[2]
     if c_in not in (1, 3):
         raise CommandError(

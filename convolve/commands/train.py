@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
                data.load(loader_name, args.data_dir, download=args.download))
     model = models.get_model(model_name, input_shape=dataset.image_shape,
                              num_classes=len(dataset.classes), seed=args.seed)
-    epochs = args.epochs or models.default_epochs(model_name)
+    epochs = models.default_epochs(model_name) if args.epochs is None else args.epochs
     if not args.quiet:
         model.summary(dataset.image_shape)
     began = time.perf_counter()

@@ -1,0 +1,45 @@
+"""The command line as a whole, and what `import convolve` costs."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from convolve.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(("argv", "line"), [
+    (["explain", "--input-shape", "3,3,3", "--weight-shape", "1,1,3,3", "--groups", "x"],
+     "convolve explain: error: argument --groups: invalid int value: 'x' "
+     "(see convolve explain --help)\n"),
+    (["explain"],
+     "convolve explain: error: the following arguments are required: --input-shape, "
+     "--weight-shape (see convolve explain --help)\n"),
+])
+def test_usage_errors_are_one_line_with_exit_code_2(capsys, argv, line):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == line
+
+
+def test_an_unknown_command_is_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["nope"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("convolve: error: argument COMMAND: invalid choice: 'nope' (choose "
+                          "from 'explain', ")
+    assert err.endswith(") (see convolve --help)\n") and err.count("\n") == 1
+
+
+def test_import_convolve_loads_no_optional_dependency():
+    heavy = ("PIL", "matplotlib", "tqdm", "scipy", "safetensors", "torch", "cv2")
+    code = ("import sys, convolve; print(sorted({m.split('.')[0] for m in sys.modules} & "
+            f"set({heavy!r})))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=ROOT, check=True)
+    assert result.stdout.strip() == "[]"
