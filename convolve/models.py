@@ -114,10 +114,7 @@ DEFAULT_EPOCHS = {"lenet5": 10, "mnist_cnn": 8, "digits_cnn": 3, "cifar_cnn": 30
 
 
 def _lookup(name: str) -> Callable[..., Sequential]:
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; known models: "
-                         f"{', '.join(map(repr, MODELS))}")
-    return MODELS[name]
+    return MODELS[_args.choice(name, "model", tuple(MODELS))]
 
 
 def get_model(name: str, **kwargs: Any) -> Sequential:
