@@ -84,6 +84,7 @@ def padding_spec(padding: Any) -> str | Pads:
 
 
 def padding_mode(mode: Any, name: str = "padding_mode") -> str:
+    """One of ``PADDING_MODES``, in lower case."""
     if not isinstance(mode, str) or mode.lower() not in PADDING_MODES:
         raise ValueError(
             f"{name} must be one of {', '.join(map(repr, PADDING_MODES))}; "
@@ -93,6 +94,7 @@ def padding_mode(mode: Any, name: str = "padding_mode") -> str:
 
 
 def choice(value: Any, name: str, options: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``options`` (case-sensitive)."""
     if not isinstance(value, str) or value not in options:
         raise ValueError(
             f"{name} must be one of {', '.join(map(repr, options))}; received {value!r}"

@@ -16,6 +16,7 @@ from convolve._args import Pads
 
 
 def effective_kernel(k: int, dilation: int) -> int:
+    """The input pixels a kernel of ``k`` taps spans with ``dilation``."""
     return dilation * (k - 1) + 1
 
 
@@ -321,6 +322,8 @@ def pool_geometry(
 
 @dataclass(frozen=True)
 class AxisExplanation:
+    """The sizes along one axis (``"height"`` or ``"width"``) of a conv2d call."""
+
     axis: str
     input: int
     kernel: int
@@ -348,6 +351,8 @@ class AxisExplanation:
 
 @dataclass(frozen=True)
 class Explanation:
+    """What ``explain`` returns: the shapes and both axes' sizes."""
+
     input_shape: tuple[int, ...]
     output_shape: tuple[int, ...]
     height: AxisExplanation

@@ -66,16 +66,22 @@ class LeakyReLU(Module):
 
 
 class Tanh(Module):
+    """``tanh(x)`` elementwise: ``convolve.tanh``."""
+
     def forward(self, x: Any) -> Any:
         return ops.tanh(x)
 
 
 class Sigmoid(Module):
+    """``1 / (1 + exp(-x))`` elementwise: ``convolve.sigmoid``."""
+
     def forward(self, x: Any) -> Any:
         return ops.sigmoid(x)
 
 
 class GELU(Module):
+    """``x * Phi(x)`` elementwise (exact, not the tanh approximation): ``convolve.gelu``."""
+
     def forward(self, x: Any) -> Any:
         return ops.gelu(x)
 

@@ -45,6 +45,8 @@ def trace(model: Module, input_shape: Any) -> Trace:
 
 @dataclass(frozen=True)
 class SummaryRow:
+    """One layer's line of the table: name, type, output shape and parameter counts."""
+
     name: str
     kind: str
     output_shape: tuple[int, ...] | None  # without the batch axis; None: not called
