@@ -267,8 +267,9 @@ def test_featuremaps_errors(tmp_path, capsys):
     for damaged in (tmp_path / "bad.npz", tmp_path / "bad.safetensors"):
         damaged.write_bytes(b"\x00garbage" * 10)
         assert fails(capsys, "featuremaps", "sample:camera", "--checkpoint", damaged, "-o",
-                     out).startswith(f"convolve featuremaps: error: cannot read checkpoint "
-                                     f"{damaged}: ")
+                     out).startswith(f"convolve featuremaps: error: checkpoint "
+                                     f"{str(damaged)!r} is damaged or not a "
+                                     f"{damaged.suffix[1:]} file (")
     ckpt = tmp_path / "w.npz"
     np.savez(ckpt, deep=np.ones((3, 3, 6, 2)), bias=np.zeros(2), count=np.ones((3, 3, 1, 2),
                                                                                   int))

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import argparse
 import re
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 import convolve
-from convolve import _args, filters, viz
+from convolve import _args, checkpoint, filters, viz
 from convolve._args import PADDING_MODES
 from convolve.commands import IMAGE_HELP, CommandError, read_input_image
 
@@ -64,29 +63,8 @@ def load_arrays(path: str) -> dict[str, np.ndarray]:
                            f"received {path}")
     if not Path(path).is_file():
         raise FileNotFoundError(f"checkpoint file not found: {path}")
-    try:
-        if suffix == ".npz":
-            with np.load(path, allow_pickle=False) as archive:
-                arrays = {key: archive[key] for key in archive.files}
-        else:
-            arrays = _load_safetensors(path)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise CommandError(f"cannot read checkpoint {path}: {error}") from None
-    # convolve.checkpoint files also hold their metadata as a string array
+    arrays = checkpoint.read_arrays(path)
     return {key: a for key, a in arrays.items() if a.dtype.kind in "iuf"}
-
-
-def _load_safetensors(path: str) -> dict[str, np.ndarray]:
-    try:
-        from safetensors import SafetensorError
-        from safetensors.numpy import load_file
-    except ImportError:
-        raise ImportError("reading .safetensors needs safetensors: "
-                          "pip install 'convolve[io]'") from None
-    try:
-        return load_file(path)
-    except SafetensorError as error:
-        raise ValueError(str(error)) from None
 
 
 def conv_weight(path: str, *, key: str | None, layer: int | None) -> tuple[str, np.ndarray]:
