@@ -11,8 +11,7 @@ import numpy as np
 
 import convolve
 from convolve import _args, checkpoint, filters, viz
-from convolve._args import PADDING_MODES
-from convolve.commands import IMAGE_HELP, CommandError, read_input_image
+from convolve.commands import IMAGE_HELP, MODE_HELP, CommandError, read_input_image
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,8 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     which.add_argument("--layer", type=int,
                        help="the N-th (from 0) 4-D array of the checkpoint, names in natural "
                             "order (conv2 before conv10); default 0")
-    parser.add_argument("--mode", default="reflect",
-                        help=f"boundary: {', '.join(PADDING_MODES)} (default reflect)")
+    parser.add_argument("--mode", default="reflect", help=MODE_HELP)
     parser.add_argument("--scale", default="per-tile", metavar="SCALE",
                         help="per-tile: each map stretched to its own min..max (default); "
                              "shared: one min..max for all maps")
