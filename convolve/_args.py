@@ -214,7 +214,9 @@ def generator(value: Any, name: str = "rng") -> np.random.Generator:
 
 
 def fraction(value: Any, name: str) -> float:
-    """A real number in [0, 1]."""
-    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not 0 <= value <= 1:
+    """A real number in [0, 1]: a TypeError for anything but a number, as ``real``."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number in [0, 1]; received {describe(value)}")
+    if not 0 <= value <= 1:
         raise ValueError(f"{name} must be a number in [0, 1]; received {value!r}")
     return float(value)

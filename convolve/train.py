@@ -214,6 +214,10 @@ def evaluate(model: Module, data: Any, *, batch_size: int = 256,
 def predict(model: Module, images: Any, *, batch_size: int = 256) -> np.ndarray:
     """The model's outputs for ``images: (N, H, W, C)`` as one array, in evaluation mode."""
     images = np.asarray(images)
+    batch_size = _args.integer(batch_size, "batch_size")
+    if images.ndim == 0 or len(images) == 0:
+        raise ValueError("images must be a batch (N, ...) with N >= 1; received an array of "
+                         f"shape {images.shape}")
     was_training = model.training
     model.eval()
     try:

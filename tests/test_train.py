@@ -152,6 +152,15 @@ def test_bad_arguments():
         train.fit(model, blobs(), loss="hinge", verbose=False)
 
 
+def test_predict_refuses_an_empty_batch_and_a_bad_batch_size():
+    model = small_model()
+    with pytest.raises(ValueError, match=r"^images must be a batch \(N, \.\.\.\) with N >= 1; "
+                                         r"received an array of shape \(0, 6, 6, 1\)$"):
+        train.predict(model, np.zeros((0, 6, 6, 1), np.float32))
+    with pytest.raises(ValueError, match=r"^batch_size must be >= 1; received 0$"):
+        train.predict(model, blobs()[0], batch_size=0)
+
+
 def test_a_bad_checkpoint_path_is_refused_before_training():
     model = small_model()
     before = model.state_dict()
