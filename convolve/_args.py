@@ -25,18 +25,19 @@ def describe(value: Any) -> str:
     return repr(value)
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
+    """An integer of any kind (NumPy's included), but not a bool."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def pair(value: Any, name: str, *, minimum: int = 1) -> tuple[int, int]:
     """Normalise an int or a pair of ints to a pair, each at least ``minimum``."""
-    if _is_int(value):
+    if is_int(value):
         result = (int(value), int(value))
     elif (
         isinstance(value, (tuple, list))
         and len(value) == 2
-        and all(_is_int(v) for v in value)
+        and all(is_int(v) for v in value)
     ):
         result = (int(value[0]), int(value[1]))
     else:
@@ -64,13 +65,13 @@ def padding_spec(padding: Any) -> str | Pads:
         "padding must be 'valid', 'same', 'full', an int, (ph, pw) "
         "or ((top, bottom), (left, right))"
     )
-    if _is_int(padding):
+    if is_int(padding):
         pads = ((int(padding),) * 2, (int(padding),) * 2)
     elif isinstance(padding, (tuple, list)) and len(padding) == 2:
-        if all(_is_int(p) for p in padding):
+        if all(is_int(p) for p in padding):
             pads = ((int(padding[0]),) * 2, (int(padding[1]),) * 2)
         elif all(
-            isinstance(p, (tuple, list)) and len(p) == 2 and all(_is_int(q) for q in p)
+            isinstance(p, (tuple, list)) and len(p) == 2 and all(is_int(q) for q in p)
             for p in padding
         ):
             pads = tuple((int(p[0]), int(p[1])) for p in padding)
@@ -104,7 +105,7 @@ def choice(value: Any, name: str, options: tuple[str, ...]) -> str:
 
 def integer(value: Any, name: str, *, minimum: int = 1, odd: bool = False) -> int:
     """An int at least ``minimum`` (and odd when ``odd``); bools are refused."""
-    if not _is_int(value):
+    if not is_int(value):
         raise TypeError(f"{name} must be an int; received {describe(value)}")
     if value < minimum or (odd and value % 2 == 0):
         what = f"an odd int >= {minimum}" if odd else f">= {minimum}"
@@ -170,7 +171,7 @@ def rank(shape: tuple[int, ...], name: str, layouts: dict[int, str]) -> None:
 
 def shape(value: Any, name: str) -> tuple[int, ...]:
     """An array shape given by the user: a tuple (or list) of ints, each >= 0."""
-    if not isinstance(value, (tuple, list)) or not all(_is_int(v) for v in value):
+    if not isinstance(value, (tuple, list)) or not all(is_int(v) for v in value):
         raise TypeError(f"{name} must be a tuple of ints; received {describe(value)}")
     if min(value, default=0) < 0:
         raise ValueError(f"{name} must hold sizes >= 0; received {tuple(value)!r}")
@@ -190,7 +191,7 @@ def float_dtype(value: Any, name: str = "dtype") -> np.dtype:
 
 def axis(value: Any, ndim: int, name: str = "axis") -> int:
     """Normalise an axis of an ``ndim``-D array to a non-negative int."""
-    if not _is_int(value) or not -ndim <= value < ndim:
+    if not is_int(value) or not -ndim <= value < ndim:
         raise ValueError(
             f"{name} must be an int in [-{ndim}, {ndim}) for a {ndim}-D input; "
             f"received {value!r}"
@@ -202,7 +203,7 @@ def generator(value: Any, name: str = "rng") -> np.random.Generator:
     """A NumPy Generator from None (fresh entropy), an int seed >= 0 or a Generator."""
     if isinstance(value, np.random.Generator):
         return value
-    if value is not None and not _is_int(value):
+    if value is not None and not is_int(value):
         raise TypeError(
             f"{name} must be None, an int seed or a numpy.random.Generator; received "
             f"{describe(value)}"

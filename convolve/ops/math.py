@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any
 
 import numpy as np
@@ -66,7 +65,7 @@ def negative(a: Any) -> Any:
 def power(a: Any, exponent: float) -> Any:
     """``a ** exponent`` for a constant exponent (kept a Python int or float, so that it does
     not change the dtype of ``a`` as a NumPy scalar would)."""
-    if isinstance(exponent, numbers.Integral) and not isinstance(exponent, bool):
+    if _args.is_int(exponent):
         exponent = int(exponent)
     else:
         exponent = _args.number(exponent, "exponent")
