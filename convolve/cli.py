@@ -47,6 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CommandError, ValueError, TypeError, OSError, ImportError) as error:
         print(f"convolve {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except MemoryError as error:  # sizes asked for on the command line that cannot fit
+        print(f"convolve {args.command}: error: out of memory: {error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"convolve {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -28,3 +28,16 @@ def test_an_unknown_command_is_one_line(capsys):
     assert err.startswith("convolve: error: argument COMMAND: invalid choice: 'nope' (choose "
                           "from 'explain', ")
     assert err.endswith(") (see convolve --help)\n") and err.count("\n") == 1
+
+
+def test_running_out_of_memory_is_one_line(capsys, monkeypatch):
+    from convolve import models
+
+    def huge(*args, **kwargs):
+        raise MemoryError("Unable to allocate 62.6 GiB for an array with shape (84, 100000000)")
+
+    monkeypatch.setattr(models, "get_model", huge)
+    assert main(["summary", "--num-classes", "100000000"]) == 2
+    assert capsys.readouterr().err == (
+        "convolve summary: error: out of memory: Unable to allocate 62.6 GiB for an array "
+        "with shape (84, 100000000)\n")
