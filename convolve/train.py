@@ -187,8 +187,12 @@ class _Progress:
 def evaluate(model: Module, data: Any, *, batch_size: int = 256,
              loss: str | LossFn = "cross_entropy",
              metrics: Iterable[str | Metric] = ("accuracy",)) -> dict[str, float]:
-    """Mean loss and metrics of ``model`` over ``data`` (``(images, labels)`` or a
-    DataLoader), in evaluation mode without recording; the model's mode is restored."""
+    """Mean loss and metrics of ``model`` over ``data``, in evaluation mode without
+    recording; the model's mode is restored.
+
+    ``data``: ``(images, labels)`` (``images: (N, H, W, C)``, ``labels: (N,)``) or a
+    DataLoader. Returns ``{"loss": ..., "accuracy": ...}`` (one entry per metric).
+    """
     loader = _as_loader(data, "data", batch_size, shuffle=False, seed=0)
     loss_fn, metric_fns = _resolve_loss(loss), _resolve_metrics(metrics)
     totals = dict.fromkeys(["loss", *metric_fns], 0.0)
