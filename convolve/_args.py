@@ -113,22 +113,26 @@ def integer(value: Any, name: str, *, minimum: int = 1, odd: bool = False) -> in
     return int(value)
 
 
-def number(value: Any, name: str) -> float:
-    """A finite real number, as a Python float: a setting such as ``np.float64(0.2)`` must
-    not promote float32 data to float64 (NumPy scalars take part in type promotion)."""
+def _real(value: Any, name: str) -> float:
+    """``value`` as a Python float: a setting such as ``np.float64(0.2)`` must not promote
+    float32 data to float64 (NumPy scalars take part in type promotion)."""
     if not isinstance(value, numbers.Real) or isinstance(value, bool):
         raise TypeError(f"{name} must be a real number; received {describe(value)}")
-    result = float(value)
+    return float(value)
+
+
+def number(value: Any, name: str) -> float:
+    """A finite real number, as a Python float."""
+    result = _real(value, name)
     if not math.isfinite(result):
         raise ValueError(f"{name} must be a finite number; received {value!r}")
     return result
 
 
 def real(value: Any, name: str, *, positive: bool = False) -> float:
-    """A finite real number (strictly positive when ``positive``, else non-negative)."""
-    if not isinstance(value, numbers.Real) or isinstance(value, bool):
-        raise TypeError(f"{name} must be a real number; received {describe(value)}")
-    result = float(value)
+    """A finite real number (strictly positive when ``positive``, else non-negative), as a
+    Python float."""
+    result = _real(value, name)
     if not math.isfinite(result) or result < 0 or (positive and result == 0):
         what = "> 0" if positive else ">= 0"
         raise ValueError(f"{name} must be a finite number {what}; received {value!r}")
