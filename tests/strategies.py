@@ -25,8 +25,21 @@ class ConvCase:
                 f"b={None if self.b is None else self.b.shape}, {self.kwargs})")
 
 
+# What each named conv2d algorithm can do: conv_cases() keyword limits for its tests.
+ALGORITHM_LIMITS = {
+    "auto": {},
+    "gemm": {},
+    "direct": {},
+    "shift_gemm": {"max_stride": 1},
+    "fft": {},
+    "winograd": {"max_stride": 1, "max_dilation": 1, "kernel": (3, 3)},
+    "winograd_f2": {"max_stride": 1, "max_dilation": 1, "kernel": (3, 3)},
+}
+
+
 @st.composite
-def conv_cases(draw, dtype=np.float64, modes=MODES, max_size=9):
+def conv_cases(draw, dtype=np.float64, modes=MODES, max_size=9, max_stride=3,
+               max_dilation=3, kernel=None):
     groups = draw(st.sampled_from([1, 1, 1, 2, 3]))
     cg = draw(st.integers(1, 3))
     og = draw(st.integers(1, 3))
@@ -34,9 +47,9 @@ def conv_cases(draw, dtype=np.float64, modes=MODES, max_size=9):
         groups, cg = draw(st.integers(1, 4)), 1
     n = draw(st.integers(1, 2))
     h, wd = draw(st.integers(1, max_size)), draw(st.integers(1, max_size))
-    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
-    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    dilation = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    kh, kw = kernel or (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    stride = (draw(st.integers(1, max_stride)), draw(st.integers(1, max_stride)))
+    dilation = (draw(st.integers(1, max_dilation)), draw(st.integers(1, max_dilation)))
     padding = draw(st.one_of(
         st.sampled_from(["valid", "same", "full"]),
         st.integers(0, 3),
@@ -114,15 +127,17 @@ def pool_cases(draw, kind="max", dtype=np.float64, max_size=9, symmetric=False, 
 
 
 @st.composite
-def conv_transpose_cases(draw, dtype=np.float64, max_size=6, symmetric=False):
-    """Random conv_transpose2d settings; ``symmetric`` keeps to PyTorch's own padding."""
+def conv_transpose_cases(draw, dtype=np.float64, max_size=6, symmetric=False, max_stride=3,
+                         max_dilation=3, kernel=None):
+    """Random conv_transpose2d settings; ``symmetric`` keeps to PyTorch's own padding.
+    The other limits are those of ``ALGORITHM_LIMITS``."""
     groups = draw(st.sampled_from([1, 1, 2, 3]))
     cg, og = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     n = draw(st.integers(1, 2))
     h, wd = draw(st.integers(1, max_size)), draw(st.integers(1, max_size))
-    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
-    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    dilation = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    kh, kw = kernel or (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    stride = (draw(st.integers(1, max_stride)), draw(st.integers(1, max_stride)))
+    dilation = (draw(st.integers(1, max_dilation)), draw(st.integers(1, max_dilation)))
     small = st.integers(0, 3)
     if symmetric:
         padding = draw(st.one_of(small, st.tuples(small, small)))

@@ -2,16 +2,18 @@
 
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import convolve
 from tests.gradcheck import gradcheck
-from tests.strategies import conv_cases
+from tests.strategies import ALGORITHM_LIMITS, conv_cases
 
 
-@pytest.mark.parametrize("algorithm", ["gemm", "direct"])
+@pytest.mark.parametrize("algorithm", [a for a in ALGORITHM_LIMITS if a != "auto"])
 @settings(max_examples=25, deadline=None)
-@given(case=conv_cases(max_size=6))
-def test_conv2d_gradients_match_finite_differences(algorithm, case):
+@given(data=st.data())
+def test_conv2d_gradients_match_finite_differences(algorithm, data):
+    case = data.draw(conv_cases(max_size=6, **ALGORITHM_LIMITS[algorithm]))
     inputs = [case.x, case.w] + ([] if case.b is None else [case.b])
 
     def fn(x, w, b=None):

@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import convolve
 from convolve import Tensor
-from tests.strategies import conv_cases
+from tests.strategies import ALGORITHM_LIMITS, conv_cases
 from tests.torch_ref import conv2d_with_grads
 
 TOLERANCE = {np.float64: 1e-9, np.float32: 1e-4}
@@ -29,10 +30,11 @@ def check_against_torch(case, dtype, algorithm="auto"):
                                        err_msg=f"d{name}")
 
 
-@pytest.mark.parametrize("algorithm", ["auto", "gemm", "direct"])
+@pytest.mark.parametrize("algorithm", list(ALGORITHM_LIMITS))
 @settings(max_examples=150, deadline=None)
-@given(case=conv_cases())
-def test_float64_matches_torch(algorithm, case):
+@given(data=st.data())
+def test_float64_matches_torch(algorithm, data):
+    case = data.draw(conv_cases(**ALGORITHM_LIMITS[algorithm]))
     check_against_torch(case, np.float64, algorithm)
 
 

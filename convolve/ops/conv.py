@@ -3,31 +3,122 @@ forward beside its backward."""
 
 from __future__ import annotations
 
-from types import ModuleType
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from convolve import _args
-from convolve.ops.algorithms import direct, gemm
+from convolve.ops.algorithms import direct, fft, gemm, shift_gemm, winograd
 from convolve.ops.pad import check_pads, pad, pad_adjoint
 from convolve.shapes import ConvGeometry, conv_geometry, conv_transpose_geometry
 from convolve.tensor import data, needs_grad, record
 
-ALGORITHMS: dict[str, ModuleType] = {"gemm": gemm, "direct": direct}
+ALGORITHMS: dict[str, Any] = {
+    "gemm": gemm, "direct": direct, "shift_gemm": shift_gemm,
+    "winograd": winograd.F4, "winograd_f2": winograd.F2, "fft": fft,
+}
 
 
-def select_algorithm(name: str, geometry: ConvGeometry) -> ModuleType:
-    """The algorithm module for ``name``; ``"auto"`` picks by shape.
+@dataclass(frozen=True)
+class Plan:
+    """The methods ``"auto"`` chose for one shape, one per pass (same interface as an
+    algorithm module)."""
 
-    auto: depthwise-style convolutions (one input channel per group) run ``direct``, whose
-    per-tap products are plain broadcasts there; everything else runs ``gemm``.
+    forward: Callable[..., np.ndarray]
+    grad_input: Callable[..., np.ndarray]
+    grad_weight: Callable[..., np.ndarray]
+
+
+def select_algorithm(name: str, geometry: ConvGeometry) -> Any:
+    """The algorithm for ``name``: a module with ``forward``, ``grad_input`` and
+    ``grad_weight``; for ``"auto"`` a :class:`Plan` picking each pass by shape.
+
+    The auto table, from single-thread CPU times on the 2-core benchmark machine (ms; 3x3
+    stride 1 pad 1; F4/F2 = Winograd F(4x4)/F(2x2), shift = shift_gemm; the machine was
+    shared, so each figure is the best of several runs and good to ~20%):
+
+    ==================  ===========================  ==================  ==================
+    N,H,W,C->K          forward                      input gradient      weight gradient
+    ==================  ===========================  ==================  ==================
+    64,32,32,3->32      gemm 4.6, F4 7.9 -> gemm     gemm 5.7            gemm 5.3
+    64,32,32,32->32     gemm 34, shift 27, F4 17     gemm 50, F4 25      gemm 32, F4 19
+    8,56,56,64->64      gemm 25, shift 28, F4 14     gemm 41, F4 20      gemm 32, F4 17
+    8,28,28,128->128    gemm 22, F2 14, F4 11        gemm 33, F4 17      gemm 27, F4 13
+    8,14,14,256->256    gemm 21, F4 15, F2 15        gemm 31, F2 27      gemm 26, F2 22
+    8,7,7,512->512      gemm 23, F2 27, F4 29        gemm 31, F2 61      gemm 29, F2 44
+    64,28,28,1->32      gemm 2.1, direct 28          (first layers: gemm throughout)
+    ==================  ===========================  ==================  ==================
+
+    - 3x3, stride 1, dilation 1, at least ``WINOGRAD_MIN_CHANNELS`` channels per group:
+      Winograd F(4x4) when both output sides are >= 24 and its 4x4 tiles overhang the
+      output by at most 5% (34x34: F(2x2) 27 ms, F(4x4) 30), F(2x2) when >= 8 (small tile
+      counts make F(4x4) lose below), else ``gemm``. The weight gradient follows the
+      forward's choice; the input gradient (a 3x3 stride-1 convolution of the output
+      gradient) the same rule with the channels swapped;
+    - one input and one output channel per group (single-channel filtering, depthwise):
+      ``direct`` (shift-and-add in row blocks that stay in cache; rank-one kernels in a
+      column and a row pass; one kernel shared by all channels from 6x6 as banded GEMMs),
+      or ``fft`` from ``FFT_MIN_TAPS`` taps (11x11) for kernels not of rank one, and for
+      rank-one kernels with ``KH + KW >= 72``. 2048x2048, 2 threads, best of 3 on the
+      shared machine, ms: random 3x3 shift-add 21, banded 25, fft 84; 7x7: 61 / 27 / 63;
+      9x9: 78 / 36 / 72; 15x15: 413 / 405 / 115 (fft barely depends on the size);
+      Gaussian 15x15 two passes 37, fft 92; 31x31: 66 / 81;
+    - other depthwise convolutions (one input channel per group, several groups):
+      ``direct``; one input channel and many outputs (a first layer on gray images) is a
+      GEMM with few columns: gemm;
+    - everything else: ``gemm`` (im2col; 1x1 kernels are a subsample and one product;
+      shift-GEMM never won by enough to be chosen).
+
+    Float32 error of these choices stays within ~1e-5 of the largest output of a float64
+    reference (F(4x4) measured 4e-6 to 1.1e-5 on these shapes, its weight gradient 4e-6;
+    gemm and F(2x2) ~5e-7).
     """
     _args.choice(name, "algorithm", ("auto", *ALGORITHMS))
     if name != "auto":
         return ALGORITHMS[name]
-    cg = geometry.weight_shape[2]
-    return direct if cg == 1 else gemm
+    kh, kw, cg, c_out = geometry.weight_shape
+    og = c_out // geometry.groups
+    if cg == 1 and og == 1:
+        return Plan(_filter if kh * kw >= FFT_MIN_TAPS else direct.forward,
+                    direct.grad_input, direct.grad_weight)
+    if cg == 1 and geometry.groups > 1:
+        return direct
+    forward = _winograd_for(geometry, cg, geometry.out_hw) or gemm
+    input_size = tuple(n + p0 + p1 for n, (p0, p1) in
+                       zip(geometry.input_shape[-3:-1], geometry.pads))
+    backward = _winograd_for(geometry, og, input_size) or gemm
+    return Plan(forward.forward, backward.grad_input, forward.grad_weight)
+
+
+WINOGRAD_MIN_CHANNELS = 16
+# Single-channel / depthwise filtering: FFT from this many taps unless the kernel is of
+# rank one; separable kernels from FFT_MIN_SEPARABLE_TAPS taps in their two passes.
+FFT_MIN_TAPS = 121
+FFT_MIN_SEPARABLE_TAPS = 72
+
+
+def _filter(xp: np.ndarray, w: np.ndarray, **settings: Any) -> np.ndarray:
+    """Forward of a one-channel-per-group conv with a large kernel: FFT, unless the kernel
+    is separable and its two passes are short enough for direct shift-and-add."""
+    kh, kw = w.shape[:2]
+    if kh + kw < FFT_MIN_SEPARABLE_TAPS and direct.rank_one_factors(w[:, :, 0]) is not None:
+        return direct.forward(xp, w, **settings)
+    return fft.forward(xp, w, **settings)
+
+
+def _winograd_for(geometry: ConvGeometry, channels: int, out_hw: tuple[int, ...]) -> Any:
+    """The Winograd variant for a 3x3 stride-1 product reading ``channels`` channels per
+    group into ``out_hw`` pixels, or None where GEMM is faster."""
+    if (geometry.weight_shape[:2] != (3, 3) or geometry.stride != (1, 1)
+            or geometry.dilation != (1, 1) or channels < WINOGRAD_MIN_CHANNELS):
+        return None
+    if min(out_hw) < 8:
+        return None
+    # F(4x4) wherever its whole tiles cover at most 5% more pixels than the output.
+    waste = max(-(-side // 4) * 4 / side for side in out_hw)
+    return winograd.F4 if min(out_hw) >= 24 and waste <= 1.05 else winograd.F2
 
 
 def conv2d(

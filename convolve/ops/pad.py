@@ -46,12 +46,22 @@ def pad(x: np.ndarray, pads: Pads, mode: str) -> np.ndarray:
     """Pad axes -3 and -2 (H, W) of ``x`` by ``pads`` in ``mode``."""
     if not any(pads[0] + pads[1]):
         return x
+    if mode == "zeros":  # np.pad's bookkeeping cost 10x the copy on small images
+        (top, bottom), (left, right) = pads
+        h, w = x.shape[-3:-1]
+        out = np.zeros((*x.shape[:-3], h + top + bottom, w + left + right, x.shape[-1]),
+                       dtype=x.dtype)
+        out[..., top:top + h, left:left + w, :] = x
+        return out
     width = [(0, 0)] * (x.ndim - 3) + [pads[0], pads[1], (0, 0)]
     return np.pad(x, width, mode=_NUMPY_MODE[mode])
 
 
 def pad_adjoint(g: np.ndarray, pads: Pads, mode: str, size: tuple[int, int]) -> np.ndarray:
     """The gradient of ``pad``: fold each padded pixel's gradient back onto its source."""
+    if mode == "zeros":  # one contiguous copy of the inside
+        (top, _), (left, _) = pads
+        return np.ascontiguousarray(g[..., top:top + size[0], left:left + size[1], :])
     for axis, n, (p0, p1) in ((-3, size[0], pads[0]), (-2, size[1], pads[1])):
         if p0 == 0 and p1 == 0:
             continue

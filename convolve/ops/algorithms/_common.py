@@ -7,7 +7,11 @@ further padding; ``conv2d`` pads and unpads around it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -77,3 +81,75 @@ def blocks(n: int, out_h: int, row_bytes: int, budget: int
 
 def workspace_budget(output_bytes: int) -> int:
     return max(WORKSPACE_FLOOR, WORKSPACE_FACTOR * output_bytes)
+
+
+def require(condition: bool, algorithm: str, needs: str) -> None:
+    """Refuse a shape that the named ``algorithm`` cannot do."""
+    if not condition:
+        raise ValueError(f"algorithm={algorithm!r} needs {needs}")
+
+
+def transposed_kernel(w: np.ndarray, groups: int) -> np.ndarray:
+    """The kernel of the transposed convolution: ``w: (KH, KW, cg, groups * og)`` flipped
+    in space, each group's channels swapped, giving ``(KH, KW, og, groups * cg)``."""
+    kh, kw, cg, c_out = w.shape
+    og = c_out // groups
+    flipped = w[::-1, ::-1].reshape(kh, kw, cg, groups, og)
+    return np.ascontiguousarray(flipped.transpose(0, 1, 4, 3, 2)).reshape(
+        kh, kw, og, groups * cg)
+
+
+def spread_gradient(g: np.ndarray, kernel: tuple[int, ...], dilation: tuple[int, int],
+                    xp_shape: tuple[int, ...]) -> np.ndarray:
+    """The input of the transposed stride-1 correlation: ``g: (N, H_out, W_out, C)`` with
+    the dilated kernel's span less one of zeros before it, and after it as many as make
+    the correlation ``xp_shape``'s size (more than the span where rows of ``xp`` were
+    never read, as with conv_transpose2d's output_padding)."""
+    eh, ew = dilation[0] * (kernel[0] - 1), dilation[1] * (kernel[1] - 1)
+    n, ho, wo, c = g.shape
+    gp = np.zeros((n, xp_shape[1] + eh, xp_shape[2] + ew, c), dtype=g.dtype)
+    gp[:, eh:eh + ho, ew:ew + wo] = g
+    return gp
+
+
+def embed_gradient(g: np.ndarray, grid: tuple[int, int]) -> tuple[np.ndarray, int]:
+    """``g: (N, H_out, W_out, C)`` placed at the top-left of each ``grid = (Hp, Wp)`` image,
+    zeros elsewhere, as a matrix of its first ``rows`` rows (the last one a pixel of ``g``).
+    Returns ``(matrix: (rows, C), rows)``."""
+    n, ho, wo, c = g.shape
+    hp, wp = grid
+    rows = (n - 1) * hp * wp + (ho - 1) * wp + wo
+    if (ho, wo) == (hp, wp):
+        return np.ascontiguousarray(g).reshape(-1, c), rows
+    full = np.zeros((n, hp, wp, c), dtype=g.dtype)
+    full[:, :ho, :wo] = g
+    return full.reshape(-1, c)[:rows], rows
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+# NumPy's elementwise loops and FFTs release the GIL but run on one core; methods built of
+# them (shift-and-add filtering, FFT, pooling) split their work over these threads
+# (CONVOLVE_NUM_THREADS, else the cores, at most 8). BLAS threads itself.
+THREADS = int(os.environ.get("CONVOLVE_NUM_THREADS", 0)) or min(8, _cores())
+_pool: ThreadPoolExecutor | None = None
+
+
+def parallel(run: Callable[[list], Any], items: Sequence) -> None:
+    """``run(part)`` on ``THREADS`` contiguous parts of ``items`` at once."""
+    global _pool
+    parts = min(THREADS, len(items))
+    if parts <= 1:
+        run(list(items))
+        return
+    if _pool is None:
+        _pool = ThreadPoolExecutor(THREADS, thread_name_prefix="convolve")
+    bounds = [len(items) * i // parts for i in range(parts + 1)]
+    futures = [_pool.submit(run, list(items[a:b])) for a, b in itertools.pairwise(bounds)]
+    for future in futures:
+        future.result()

@@ -1,0 +1,1 @@
+"""Benchmarks of convolve against PyTorch, SciPy and OpenCV (imported only when run)."""
