@@ -110,7 +110,13 @@ MODELS: dict[str, Callable[..., Sequential]] = {
 }
 
 # Epochs `convolve train` runs each model for by default.
-DEFAULT_EPOCHS = {"lenet5": 10, "mnist_cnn": 8, "digits_cnn": 3, "cifar_cnn": 30}
+# How `convolve train` trains each model by default (Adam, cosine schedule).
+TRAINING_DEFAULTS = {
+    "lenet5": {"epochs": 10, "lr": 1e-3},
+    "mnist_cnn": {"epochs": 3, "lr": 2e-3},
+    "digits_cnn": {"epochs": 3, "lr": 1e-3},
+    "cifar_cnn": {"epochs": 30, "lr": 1e-3},
+}
 
 
 def _lookup(name: str) -> Callable[..., Sequential]:
@@ -128,7 +134,7 @@ def default_input_shape(name: str) -> tuple[int, ...]:
     return inspect.signature(_lookup(name)).parameters["input_shape"].default
 
 
-def default_epochs(name: str) -> int:
-    """How many epochs ``convolve train`` runs model ``name`` for by default."""
+def training_defaults(name: str) -> dict[str, float]:
+    """The ``epochs`` and Adam ``lr`` that ``convolve train`` uses for model ``name``."""
     _lookup(name)
-    return DEFAULT_EPOCHS[name]
+    return dict(TRAINING_DEFAULTS[name])
