@@ -39,9 +39,9 @@ def torch_twin(model_name: str):
                             t.ReLU(), t.MaxPool2d(2), t.Flatten(), t.Linear(800, 10))
     if model_name == "mnist_cnn":
         def block(cin, cout):
-            return [t.Conv2d(cin, cout, 3, bias=False), t.BatchNorm2d(cout), t.ReLU()]
-        return t.Sequential(*block(1, 32), *block(32, 32), t.MaxPool2d(2), *block(32, 64),
-                            *block(64, 64), t.MaxPool2d(2), t.Flatten(), t.Linear(1024, 128),
+            return [t.Conv2d(cin, cout, 3, bias=False), t.BatchNorm2d(cout), t.ReLU(),
+                    t.MaxPool2d(2)]
+        return t.Sequential(*block(1, 32), *block(32, 64), t.Flatten(), t.Linear(1600, 128),
                             t.ReLU(), t.Dropout(0.3), t.Linear(128, 10))
     raise ValueError(f"no PyTorch twin for {model_name!r}")
 

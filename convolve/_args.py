@@ -25,18 +25,19 @@ def describe(value: Any) -> str:
     return repr(value)
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
+    """An integer of any kind (NumPy's included), but not a bool."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def pair(value: Any, name: str, *, minimum: int = 1) -> tuple[int, int]:
     """Normalise an int or a pair of ints to a pair, each at least ``minimum``."""
-    if _is_int(value):
+    if is_int(value):
         result = (int(value), int(value))
     elif (
         isinstance(value, (tuple, list))
         and len(value) == 2
-        and all(_is_int(v) for v in value)
+        and all(is_int(v) for v in value)
     ):
         result = (int(value[0]), int(value[1]))
     else:
@@ -64,13 +65,13 @@ def padding_spec(padding: Any) -> str | Pads:
         "padding must be 'valid', 'same', 'full', an int, (ph, pw) "
         "or ((top, bottom), (left, right))"
     )
-    if _is_int(padding):
+    if is_int(padding):
         pads = ((int(padding),) * 2, (int(padding),) * 2)
     elif isinstance(padding, (tuple, list)) and len(padding) == 2:
-        if all(_is_int(p) for p in padding):
+        if all(is_int(p) for p in padding):
             pads = ((int(padding[0]),) * 2, (int(padding[1]),) * 2)
         elif all(
-            isinstance(p, (tuple, list)) and len(p) == 2 and all(_is_int(q) for q in p)
+            isinstance(p, (tuple, list)) and len(p) == 2 and all(is_int(q) for q in p)
             for p in padding
         ):
             pads = tuple((int(p[0]), int(p[1])) for p in padding)
@@ -84,6 +85,7 @@ def padding_spec(padding: Any) -> str | Pads:
 
 
 def padding_mode(mode: Any, name: str = "padding_mode") -> str:
+    """One of ``PADDING_MODES``, in lower case."""
     if not isinstance(mode, str) or mode.lower() not in PADDING_MODES:
         raise ValueError(
             f"{name} must be one of {', '.join(map(repr, PADDING_MODES))}; "
@@ -93,6 +95,7 @@ def padding_mode(mode: Any, name: str = "padding_mode") -> str:
 
 
 def choice(value: Any, name: str, options: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``options`` (case-sensitive)."""
     if not isinstance(value, str) or value not in options:
         raise ValueError(
             f"{name} must be one of {', '.join(map(repr, options))}; received {value!r}"
@@ -102,23 +105,38 @@ def choice(value: Any, name: str, options: tuple[str, ...]) -> str:
 
 def integer(value: Any, name: str, *, minimum: int = 1, odd: bool = False) -> int:
     """An int at least ``minimum`` (and odd when ``odd``); bools are refused."""
-    if not _is_int(value):
+    if not is_int(value):
         raise TypeError(f"{name} must be an int; received {describe(value)}")
     if value < minimum or (odd and value % 2 == 0):
-        what = f"an odd int >= {minimum}" if odd else f"an int >= {minimum}"
+        what = f"an odd int >= {minimum}" if odd else f">= {minimum}"
         raise ValueError(f"{name} must be {what}; received {value!r}")
     return int(value)
 
 
-def real(value: Any, name: str, *, positive: bool = False) -> float:
-    """A finite real number (strictly positive when ``positive``, else non-negative)."""
+def _real(value: Any, name: str) -> float:
+    """``value`` as a Python float: a setting such as ``np.float64(0.2)`` must not promote
+    float32 data to float64 (NumPy scalars take part in type promotion)."""
     if not isinstance(value, numbers.Real) or isinstance(value, bool):
         raise TypeError(f"{name} must be a real number; received {describe(value)}")
-    number = float(value)
-    if not math.isfinite(number) or number < 0 or (positive and number == 0):
+    return float(value)
+
+
+def number(value: Any, name: str) -> float:
+    """A finite real number, as a Python float."""
+    result = _real(value, name)
+    if not math.isfinite(result):
+        raise ValueError(f"{name} must be a finite number; received {value!r}")
+    return result
+
+
+def real(value: Any, name: str, *, positive: bool = False) -> float:
+    """A finite real number (strictly positive when ``positive``, else non-negative), as a
+    Python float."""
+    result = _real(value, name)
+    if not math.isfinite(result) or result < 0 or (positive and result == 0):
         what = "> 0" if positive else ">= 0"
         raise ValueError(f"{name} must be a finite number {what}; received {value!r}")
-    return number
+    return result
 
 
 def float_array(value: Any, name: str) -> np.ndarray:
@@ -132,21 +150,36 @@ def float_array(value: Any, name: str) -> np.ndarray:
     return array
 
 
-def rank(array: np.ndarray, name: str, ranks: tuple[int, ...], layout: str) -> None:
-    if array.ndim not in ranks:
-        expected = " or ".join(f"{r}-D" for r in ranks)
+def vector(array: np.ndarray, name: str, size: int, symbol: str, context: str) -> None:
+    """Refuse ``array`` unless its shape is ``(size,)``; ``symbol`` names the size and
+    ``context`` says where it comes from, e.g. ``"to match w of shape (3, 3, 4, 6)"``."""
+    if array.shape != (size,):
+        raise ValueError(f"{name} must have shape ({symbol},) = ({size},) {context}; "
+                         f"received shape {array.shape}")
+
+
+# Layouts by rank for ``rank``: a batch of images or one image, channels last.
+IMAGE = {4: "(N, H, W, C)", 3: "(H, W, C)"}
+
+
+def rank(shape: tuple[int, ...], name: str, layouts: dict[int, str]) -> None:
+    """Refuse an array of ``shape`` unless its rank is a key of ``layouts`` (rank -> layout),
+    e.g. ``rank(x.shape, "x", IMAGE)``."""
+    if len(shape) not in layouts:
+        options = [f"{r}-D {layout}" for r, layout in layouts.items()]
+        expected = " or ".join([", ".join(options[:-1]), options[-1]] if len(options) > 1
+                               else options)
         raise ValueError(
-            f"{name} must be {expected} {layout}; received an array of shape "
-            f"{tuple(array.shape)}"
-        )
+            f"{name} must be {expected}; received an array of shape {tuple(shape)}")
 
 
-def positive_int(value: Any, name: str) -> int:
-    if not _is_int(value):
-        raise TypeError(f"{name} must be an int; received {describe(value)}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1; received {value!r}")
-    return int(value)
+def shape(value: Any, name: str) -> tuple[int, ...]:
+    """An array shape given by the user: a tuple (or list) of ints, each >= 0."""
+    if not isinstance(value, (tuple, list)) or not all(is_int(v) for v in value):
+        raise TypeError(f"{name} must be a tuple of ints; received {describe(value)}")
+    if min(value, default=0) < 0:
+        raise ValueError(f"{name} must hold sizes >= 0; received {tuple(value)!r}")
+    return tuple(int(v) for v in value)
 
 
 def float_dtype(value: Any, name: str = "dtype") -> np.dtype:
@@ -162,7 +195,7 @@ def float_dtype(value: Any, name: str = "dtype") -> np.dtype:
 
 def axis(value: Any, ndim: int, name: str = "axis") -> int:
     """Normalise an axis of an ``ndim``-D array to a non-negative int."""
-    if not _is_int(value) or not -ndim <= value < ndim:
+    if not is_int(value) or not -ndim <= value < ndim:
         raise ValueError(
             f"{name} must be an int in [-{ndim}, {ndim}) for a {ndim}-D input; "
             f"received {value!r}"
@@ -171,19 +204,24 @@ def axis(value: Any, ndim: int, name: str = "axis") -> int:
 
 
 def generator(value: Any, name: str = "rng") -> np.random.Generator:
-    """A NumPy Generator from None (fresh entropy), an int seed or a Generator."""
-    if value is None or _is_int(value):
-        return np.random.default_rng(value)
+    """A NumPy Generator from None (fresh entropy), an int seed >= 0 or a Generator."""
     if isinstance(value, np.random.Generator):
         return value
-    raise TypeError(
-        f"{name} must be None, an int seed or a numpy.random.Generator; received "
-        f"{describe(value)}"
-    )
+    if value is not None and not is_int(value):
+        raise TypeError(
+            f"{name} must be None, an int seed or a numpy.random.Generator; received "
+            f"{describe(value)}"
+        )
+    if value is not None and value < 0:
+        raise ValueError(f"{name} must be None, an int seed >= 0 or a numpy.random.Generator; "
+                         f"received {value!r}")
+    return np.random.default_rng(value)
 
 
 def fraction(value: Any, name: str) -> float:
-    """A real number in [0, 1]."""
-    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not 0 <= value <= 1:
+    """A real number in [0, 1]: a TypeError for anything but a number, as ``real``."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number in [0, 1]; received {describe(value)}")
+    if not 0 <= value <= 1:
         raise ValueError(f"{name} must be a number in [0, 1]; received {value!r}")
     return float(value)

@@ -24,24 +24,31 @@ class CheckpointError(ValueError):
 
 
 def _format(path: Path) -> str:
-    if path.suffix == ".safetensors":
-        return "safetensors"
-    if path.suffix == ".npz":
-        return "npz"
+    suffix = path.suffix.lower()
+    if suffix in (".safetensors", ".npz"):
+        return suffix[1:]
     raise ValueError(
         f"checkpoint path must end in .safetensors or .npz; received {str(path)!r}"
     )
 
 
+def check_path(path: str | os.PathLike) -> Path:
+    """``path`` as a Path; a ValueError unless it ends in .safetensors or .npz."""
+    path = Path(path)
+    _format(path)
+    return path
+
+
 def _safetensors() -> Any:
     try:
+        import safetensors
         import safetensors.numpy
     except ImportError:  # pragma: no cover - depends on the environment
         raise ImportError(
-            "writing .safetensors checkpoints needs the safetensors package: "
+            ".safetensors checkpoints need the safetensors package: "
             "pip install 'convolve[io]', or use a .npz path"
         ) from None
-    return safetensors.numpy
+    return safetensors
 
 
 def save(path: str | os.PathLike, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Path:
@@ -59,7 +66,7 @@ def save(path: str | os.PathLike, arrays: dict[str, np.ndarray], meta: dict[str,
             if kind == "npz":
                 np.savez(f, **contiguous, **{_META_KEY: np.array(text)})
             else:
-                f.write(_safetensors().save(contiguous, metadata={_META_KEY: text}))
+                f.write(_safetensors().numpy.save(contiguous, metadata={_META_KEY: text}))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -69,28 +76,51 @@ def save(path: str | os.PathLike, arrays: dict[str, np.ndarray], meta: dict[str,
     return path
 
 
-def load(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Read a checkpoint written by ``save``: ``(arrays, meta)``.
-
-    Raises CheckpointError (a ValueError) for a missing, truncated or damaged file.
-    """
-    path = Path(path)
+def _read(path: Path) -> tuple[dict[str, np.ndarray], str | None]:
+    """The arrays of a .npz or .safetensors file and convolve's metadata text (None when
+    absent), never unpickling anything."""
     kind = _format(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    safetensors = _safetensors() if kind == "safetensors" else None
     try:
-        if kind == "npz":
+        if safetensors is None:
             with np.load(path, allow_pickle=False) as archive:
                 arrays = {k: archive[k] for k in archive.files}
-            text = str(arrays.pop(_META_KEY))
-        else:
-            from safetensors import safe_open
+            text = arrays.pop(_META_KEY, None)
+            return arrays, None if text is None else str(text)
+        with safetensors.safe_open(str(path), framework="numpy") as f:
+            arrays = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+            return arrays, (f.metadata() or {}).get(_META_KEY)
+    except Exception as error:  # every reader failure (zip, pickle refused, safetensors)
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is damaged or not a {kind} file "
+            f"({type(error).__name__}: {error})"
+        ) from None
 
-            with safe_open(str(path), framework="numpy") as f:
-                text = (f.metadata() or {})[_META_KEY]
-                arrays = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+
+def read_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Every array of any ``.npz`` or ``.safetensors`` file by name (a convolve checkpoint's
+    metadata left out), read without unpickling.
+
+    Raises CheckpointError (a ValueError) for a missing, truncated or damaged file.
+    """
+    return _read(Path(path))[0]
+
+
+def load(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Read a checkpoint written by ``save``: ``(arrays, meta)``.
+
+    Raises CheckpointError (a ValueError) for a missing, truncated or damaged file, or one
+    that ``save`` did not write.
+    """
+    path = Path(path)
+    arrays, text = _read(path)
+    try:
+        if text is None:
+            raise KeyError(f"no {_META_KEY!r} metadata")
         meta = json.loads(text)
-    except Exception as error:  # every reader failure (zip, JSON, safetensors) means damage
+    except (KeyError, ValueError) as error:
         raise CheckpointError(
             f"checkpoint {str(path)!r} is damaged or not a convolve checkpoint "
             f"({type(error).__name__}: {error})"

@@ -6,6 +6,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 import convolve
 from convolve.commands import CommandError
@@ -14,8 +15,16 @@ from convolve.commands import CommandError
 COMMANDS = ("explain", "filter", "featuremaps", "summary", "train", "bench")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its usage errors on one line, as every other error (subcommand parsers
+    are made of the same class)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="convolve", description="Convolutional layers and networks on NumPy."
     )
     parser.add_argument("--version", action="version", version=convolve.__version__)
@@ -37,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # ImportError: an optional dependency (Pillow, matplotlib, ...) is missing.
     except (CommandError, ValueError, TypeError, OSError, ImportError) as error:
         print(f"convolve {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except MemoryError as error:  # sizes asked for on the command line that cannot fit
+        print(f"convolve {args.command}: error: out of memory: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"convolve {args.command}: interrupted", file=sys.stderr)

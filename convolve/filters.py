@@ -193,7 +193,7 @@ def apply(image: Any, kernel: Any, *, mode: str = "reflect") -> np.ndarray:
         respectively. The kernel is centred at ``(KH // 2, KW // 2)``.
     """
     array = _args.float_array(image, "image")
-    _args.rank(array, "image", (2, 3), "(H, W) or (H, W, C)")
+    _args.rank(array.shape, "image", {2: "(H, W)", 3: "(H, W, C)"})
     mode = _args.padding_mode(mode, "mode")
     if isinstance(kernel, str) and kernel in MAGNITUDES:
         gx, gy = (_correlate(array, _kernel_array(n), mode) for n in MAGNITUDES[kernel])

@@ -45,9 +45,7 @@ def read_image(path: str | os.PathLike, *, dtype: Any = np.float32) -> np.ndarra
         else: RGB, RGBA and grey+alpha (alpha dropped), palette, CMYK, YCbCr.
     """
     image_module, image_ops = _pillow()
-    dtype = np.dtype(dtype)
-    if dtype.kind != "f":
-        raise TypeError(f"dtype must be a floating-point type; received {dtype}")
+    dtype = _args.float_dtype(dtype)
     try:
         with image_module.open(path) as opened:
             image = image_ops.exif_transpose(opened)

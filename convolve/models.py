@@ -34,7 +34,7 @@ def lenet5(input_shape: tuple[int, int, int] = (32, 32, 3), num_classes: int = 1
         Flatten(),
         Dense(120, activation="relu", seed=rng),
         Dense(84, activation="relu", seed=rng),
-        Dense(_args.positive_int(num_classes, "num_classes"), seed=rng),
+        Dense(_args.integer(num_classes, "num_classes"), seed=rng),
     ])
     model.build(input_shape)
     return model
@@ -61,7 +61,7 @@ def mnist_cnn(input_shape: tuple[int, int, int] = (28, 28, 1), num_classes: int 
         Flatten(),
         Dense(128, activation="relu", seed=rng),
         Dropout(0.3, seed=rng),
-        Dense(_args.positive_int(num_classes, "num_classes"), seed=rng),
+        Dense(_args.integer(num_classes, "num_classes"), seed=rng),
     ])
     model.build(input_shape)
     return model
@@ -77,7 +77,7 @@ def digits_cnn(input_shape: tuple[int, int, int] = (28, 28, 1), num_classes: int
         Conv2D(16, 3, activation="relu", seed=rng), MaxPool2D(2),
         Conv2D(32, 3, activation="relu", seed=rng), MaxPool2D(2),
         Flatten(),
-        Dense(_args.positive_int(num_classes, "num_classes"), seed=rng),
+        Dense(_args.integer(num_classes, "num_classes"), seed=rng),
     ])
     model.build(input_shape)
     return model
@@ -99,7 +99,7 @@ def cifar_cnn(input_shape: tuple[int, int, int] = (32, 32, 3), num_classes: int 
         *conv_block(64), *conv_block(64), MaxPool2D(2),
         *conv_block(128), *conv_block(128), MaxPool2D(2),
         GlobalAvgPool2D(),
-        Dense(_args.positive_int(num_classes, "num_classes"), seed=rng),
+        Dense(_args.integer(num_classes, "num_classes"), seed=rng),
     ])
     model.build(input_shape)
     return model
@@ -110,14 +110,17 @@ MODELS: dict[str, Callable[..., Sequential]] = {
 }
 
 # Epochs `convolve train` runs each model for by default.
-DEFAULT_EPOCHS = {"lenet5": 10, "mnist_cnn": 8, "digits_cnn": 3, "cifar_cnn": 30}
+# How `convolve train` trains each model by default (Adam, cosine schedule).
+TRAINING_DEFAULTS = {
+    "lenet5": {"epochs": 10, "lr": 1e-3},
+    "mnist_cnn": {"epochs": 3, "lr": 2e-3},
+    "digits_cnn": {"epochs": 3, "lr": 1e-3},
+    "cifar_cnn": {"epochs": 30, "lr": 1e-3},
+}
 
 
 def _lookup(name: str) -> Callable[..., Sequential]:
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; known models: "
-                         f"{', '.join(map(repr, MODELS))}")
-    return MODELS[name]
+    return MODELS[_args.choice(name, "model", tuple(MODELS))]
 
 
 def get_model(name: str, **kwargs: Any) -> Sequential:
@@ -131,7 +134,7 @@ def default_input_shape(name: str) -> tuple[int, ...]:
     return inspect.signature(_lookup(name)).parameters["input_shape"].default
 
 
-def default_epochs(name: str) -> int:
-    """How many epochs ``convolve train`` runs model ``name`` for by default."""
+def training_defaults(name: str) -> dict[str, float]:
+    """The ``epochs`` and Adam ``lr`` that ``convolve train`` uses for model ``name``."""
     _lookup(name)
-    return DEFAULT_EPOCHS[name]
+    return dict(TRAINING_DEFAULTS[name])

@@ -238,7 +238,7 @@ class StepLR(LRSchedule):
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1) -> None:
         super().__init__(optimizer)
-        self.step_size = _args.positive_int(step_size, "step_size")
+        self.step_size = _args.integer(step_size, "step_size")
         self.gamma = _args.real(gamma, "gamma")
 
     def lr_at(self, epoch: int) -> float:
@@ -251,7 +251,7 @@ class CosineAnnealingLR(LRSchedule):
 
     def __init__(self, optimizer: Optimizer, t_max: int, eta_min: float = 0.0) -> None:
         super().__init__(optimizer)
-        self.t_max = _args.positive_int(t_max, "t_max")
+        self.t_max = _args.integer(t_max, "t_max")
         self.eta_min = _args.real(eta_min, "eta_min")
 
     def lr_at(self, epoch: int) -> float:

@@ -16,6 +16,7 @@ from convolve._args import Pads
 
 
 def effective_kernel(k: int, dilation: int) -> int:
+    """The input pixels a kernel of ``k`` taps spans with ``dilation``."""
     return dilation * (k - 1) + 1
 
 
@@ -77,7 +78,8 @@ def conv2d_output_shape(
     Returns:
         ``(N, H_out, W_out, C_out)`` or ``(H_out, W_out, C_out)``.
     """
-    geometry = conv_geometry(tuple(input_shape), tuple(weight_shape), stride=stride,
+    geometry = conv_geometry(_args.shape(input_shape, "input_shape"),
+                             _args.shape(weight_shape, "weight_shape"), stride=stride,
                              padding=padding, dilation=dilation, groups=groups)
     return geometry.output_shape
 
@@ -104,29 +106,13 @@ class ConvGeometry:
         return (self.input_shape[0], *shape) if self.batched else shape
 
 
-def check_image_rank(input_shape: tuple[int, ...]) -> None:
-    if len(input_shape) not in (3, 4):
-        raise ValueError(
-            "x must be 4-D (N, H, W, C) or 3-D (H, W, C); received an array of shape "
-            f"{input_shape}"
-        )
-
-
-def conv_geometry(
-    input_shape: tuple[int, ...], weight_shape: tuple[int, ...], *, stride: Any,
-    padding: Any, dilation: Any, groups: Any,
-) -> ConvGeometry:
-    """Validate the sizes and settings of a conv2d call and resolve its padding."""
-    check_image_rank(input_shape)
-    if len(weight_shape) != 4:
-        raise ValueError(
-            "w must be 4-D (KH, KW, C_in // groups, C_out); received an array of shape "
-            f"{weight_shape}"
-        )
-    if not _args._is_int(groups) or groups < 1:
-        raise ValueError(f"groups must be an int >= 1; received {groups!r}")
-    kh, kw, cg, c_out = weight_shape
-    if min(kh, kw) < 1:
+def _check_operands(input_shape: tuple[int, ...], weight_shape: tuple[int, ...],
+                    groups: Any, weight_layout: str) -> int:
+    """The checks conv2d and conv_transpose2d share; returns ``groups`` as an int."""
+    _args.rank(input_shape, "x", _args.IMAGE)
+    _args.rank(weight_shape, "w", {4: weight_layout})
+    groups = _args.integer(groups, "groups")
+    if min(weight_shape[:2]) < 1:
         raise ValueError(f"kernel size must be >= 1; received w of shape {weight_shape}")
     c_in = input_shape[-1]
     if c_in % groups:
@@ -134,6 +120,18 @@ def conv_geometry(
             f"groups={groups} must divide the input channels; received x of shape "
             f"{input_shape} with {c_in} channels"
         )
+    return groups
+
+
+def conv_geometry(
+    input_shape: tuple[int, ...], weight_shape: tuple[int, ...], *, stride: Any,
+    padding: Any, dilation: Any, groups: Any,
+) -> ConvGeometry:
+    """Validate the sizes and settings of a conv2d call and resolve its padding."""
+    groups = _check_operands(input_shape, weight_shape, groups,
+                             "(KH, KW, C_in // groups, C_out)")
+    kh, kw, cg, c_out = weight_shape
+    c_in = input_shape[-1]
     if c_out % groups:
         raise ValueError(
             f"groups={groups} must divide the output channels; received w of shape "
@@ -195,27 +193,14 @@ def conv_transpose_geometry(
     ``padding="same"`` gives ``n * s`` (the size conv2d's "same" maps back to ``n``), with
     that size's "same" pads; ``"valid"`` and ``"full"`` pad as conv2d does.
     """
-    check_image_rank(input_shape)
-    if len(weight_shape) != 4:
-        raise ValueError(
-            "w must be 4-D (KH, KW, C_out // groups, C_in); received an array of shape "
-            f"{weight_shape}"
-        )
-    if not _args._is_int(groups) or groups < 1:
-        raise ValueError(f"groups must be an int >= 1; received {groups!r}")
+    groups = _check_operands(input_shape, weight_shape, groups,
+                             "(KH, KW, C_out // groups, C_in)")
     kh, kw, _, c_w = weight_shape
-    if min(kh, kw) < 1:
-        raise ValueError(f"kernel size must be >= 1; received w of shape {weight_shape}")
     c_in = input_shape[-1]
     if c_w != c_in:
         raise ValueError(
             f"w of shape {weight_shape} (KH, KW, C_out // groups, C_in) expects {c_w} input "
             f"channels, but x of shape {input_shape} has {c_in} channels"
-        )
-    if c_in % groups:
-        raise ValueError(
-            f"groups={groups} must divide the input channels; received x of shape "
-            f"{input_shape} with {c_in} channels"
         )
     stride = _args.pair(stride, "stride")
     dilation = _args.pair(dilation, "dilation")
@@ -313,7 +298,7 @@ def pool_geometry(
     ``stride=None`` means the pool size. Each pad may be at most half the pool size
     (``pool_size // 2``), PyTorch's rule.
     """
-    check_image_rank(input_shape)
+    _args.rank(input_shape, "x", _args.IMAGE)
     kernel = _args.pair(pool_size, "pool_size")
     stride = kernel if stride is None else _args.pair(stride, "stride")
     dilation = _args.pair(dilation, "dilation")
@@ -337,6 +322,8 @@ def pool_geometry(
 
 @dataclass(frozen=True)
 class AxisExplanation:
+    """The sizes along one axis (``"height"`` or ``"width"``) of a conv2d call."""
+
     axis: str
     input: int
     kernel: int
@@ -364,6 +351,8 @@ class AxisExplanation:
 
 @dataclass(frozen=True)
 class Explanation:
+    """What ``explain`` returns: the shapes and both axes' sizes."""
+
     input_shape: tuple[int, ...]
     output_shape: tuple[int, ...]
     height: AxisExplanation
@@ -395,7 +384,8 @@ def explain(
     floor drops, the receptive field (the dilated kernel's span) and the number of output
     positions whose window lies entirely in padding. ``str()`` of the result reads well.
     """
-    g = conv_geometry(tuple(input_shape), tuple(weight_shape), stride=stride,
+    g = conv_geometry(_args.shape(input_shape, "input_shape"),
+                      _args.shape(weight_shape, "weight_shape"), stride=stride,
                       padding=padding, dilation=dilation, groups=groups)
     axes = [
         _explain_axis(name, g.input_shape[-3 + i], g.weight_shape[i], g.stride[i],

@@ -21,6 +21,7 @@ _state = threading.local()
 
 
 def is_grad_enabled() -> bool:
+    """False inside ``no_grad()``: ops then record nothing."""
     return getattr(_state, "enabled", True)
 
 
@@ -229,6 +230,7 @@ def data(value: Any) -> Any:
 
 
 def needs_grad(value: Any) -> bool:
+    """Whether ``value`` is a Tensor that a backward pass must send a gradient to."""
     return isinstance(value, Tensor) and value.requires_grad
 
 

@@ -66,7 +66,7 @@ class EarlyStopping:
     def __init__(self, monitor: str = "val_loss", *, patience: int = 3, min_delta: float = 0.0,
                  restore_best_weights: bool = False) -> None:
         self.monitor = monitor
-        self.patience = _args.positive_int(patience, "patience")
+        self.patience = _args.integer(patience, "patience")
         self.min_delta = _args.real(min_delta, "min_delta")
         self.restore_best_weights = restore_best_weights
         self.higher_is_better = "acc" in monitor
@@ -187,8 +187,12 @@ class _Progress:
 def evaluate(model: Module, data: Any, *, batch_size: int = 256,
              loss: str | LossFn = "cross_entropy",
              metrics: Iterable[str | Metric] = ("accuracy",)) -> dict[str, float]:
-    """Mean loss and metrics of ``model`` over ``data`` (``(images, labels)`` or a
-    DataLoader), in evaluation mode without recording; the model's mode is restored."""
+    """Mean loss and metrics of ``model`` over ``data``, in evaluation mode without
+    recording; the model's mode is restored.
+
+    ``data``: ``(images, labels)`` (``images: (N, H, W, C)``, ``labels: (N,)``) or a
+    DataLoader. Returns ``{"loss": ..., "accuracy": ...}`` (one entry per metric).
+    """
     loader = _as_loader(data, "data", batch_size, shuffle=False, seed=0)
     loss_fn, metric_fns = _resolve_loss(loss), _resolve_metrics(metrics)
     totals = dict.fromkeys(["loss", *metric_fns], 0.0)
@@ -214,6 +218,10 @@ def evaluate(model: Module, data: Any, *, batch_size: int = 256,
 def predict(model: Module, images: Any, *, batch_size: int = 256) -> np.ndarray:
     """The model's outputs for ``images: (N, H, W, C)`` as one array, in evaluation mode."""
     images = np.asarray(images)
+    batch_size = _args.integer(batch_size, "batch_size")
+    if images.ndim == 0 or len(images) == 0:
+        raise ValueError("images must be a batch (N, ...) with N >= 1; received an array of "
+                         f"shape {images.shape}")
     was_training = model.training
     model.eval()
     try:
@@ -259,7 +267,9 @@ def fit(
     Raises:
         NonFiniteLossError: the loss became NaN or infinite (the message names epoch and step).
     """
-    epochs = _args.positive_int(epochs, "epochs")
+    epochs = _args.integer(epochs, "epochs")
+    if checkpoint_path is not None:  # refused now, not after the first epoch's training
+        checkpoint.check_path(checkpoint_path)
     loader = _as_loader(train_data, "train_data", batch_size, shuffle=True, seed=seed,
                         augment=augment)
     loss_fn, metric_fns = _resolve_loss(loss), _resolve_metrics(metrics)

@@ -88,10 +88,13 @@ def plot_filters(weight: Any, path: str | os.PathLike, *, tile: int = 96,
     mean over the input channels, in grey.
     """
     w = _args.float_array(weight, "weight")
-    _args.rank(w, "weight", (2, 4), "(KH, KW) or (KH, KW, C_in, C_out)")
+    _args.rank(w.shape, "weight", {2: "(KH, KW)", 4: "(KH, KW, C_in, C_out)"})
     if w.ndim == 2:
         w = w[:, :, None, None]
     c_in, c_out = w.shape[2:]
+    if w.size == 0:
+        raise ValueError(f"weight must hold at least one filter; received an array of shape "
+                         f"{tuple(w.shape)}")
     if per_channel:
         tiles = [(w[:, :, i, o], f"{o} (in {i})", _signed_limits(w[:, :, i, o]))
                  for i in range(c_in) for o in range(c_out)]
@@ -121,11 +124,14 @@ def plot_feature_maps(maps: Any, path: str | os.PathLike, *, scale: str = "per-t
         titles: one label per channel; default the channel index.
     """
     array = _args.float_array(maps, "maps")
-    _args.rank(array, "maps", (2, 3), "(H, W) or (H, W, C)")
+    _args.rank(array.shape, "maps", {2: "(H, W)", 3: "(H, W, C)"})
     scale = _args.choice(scale, "scale", SCALES)
     if array.ndim == 2:
         array = array[..., None]
     c = array.shape[-1]
+    if array.size == 0:
+        raise ValueError(f"maps must hold at least one non-empty map; received an array of "
+                         f"shape {tuple(array.shape)}")
     if titles is None:
         titles = [str(i) for i in range(c)]
     elif len(titles) != c:

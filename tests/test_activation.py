@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import convolve
-from convolve import Tensor
+from convolve import Tensor, nn
 from tests import reference
 from tests.gradcheck import gradcheck
 
@@ -110,6 +110,22 @@ def test_arrays_in_array_out_tensor_in_tensor_out():
         assert isinstance(ours(Tensor(x)), Tensor)
 
 
+@pytest.mark.parametrize("name", list(ACTIVATIONS))
+def test_float32_stays_float32_forward_and_backward(name):
+    x = Tensor(np.linspace(-3, 3, 12, dtype=np.float32).reshape(3, 4), requires_grad=True)
+    y = ACTIVATIONS[name][0](x)
+    y.backward(np.ones(y.shape, np.float32))
+    assert y.dtype == np.float32 and x.grad.dtype == np.float32
+
+
+def test_a_numpy_scalar_slope_does_not_promote_float32():
+    x = Tensor(np.array([-1.0, 2.0], np.float32), requires_grad=True)
+    for y in (convolve.leaky_relu(x, np.float64(0.2)), nn.LeakyReLU(np.float64(0.2))(x)):
+        y.backward(np.ones(2, np.float32))
+        assert y.dtype == np.float32 and x.grad.dtype == np.float32
+        np.testing.assert_allclose(y.data, [-0.2, 2.0], rtol=1e-7)
+
+
 # -- errors --------------------------------------------------------------------------
 
 
@@ -138,5 +154,9 @@ def test_bad_gelu_approximation():
 
 
 def test_bad_negative_slope():
-    with raises(TypeError, "negative_slope must be a number; received '0.1'"):
+    with raises(TypeError, "negative_slope must be a real number; received '0.1'"):
         convolve.leaky_relu(np.ones(2), "0.1")
+    with raises(ValueError, "negative_slope must be a finite number; received nan"):
+        convolve.leaky_relu(np.ones(2), float("nan"))
+    with raises(TypeError, "negative_slope must be a real number; received '0.1'"):
+        nn.LeakyReLU("0.1")

@@ -153,8 +153,10 @@ def test_input_with_one_axis():
 def test_bad_momentum_and_eps():
     with raises(ValueError, "momentum must be a number in [0, 1]; received 1.5"):
         convolve.batch_norm(X, C, C, None, None, training=True, momentum=1.5)
-    with raises(TypeError, "eps must be a number; received None"):
+    with raises(TypeError, "eps must be a real number; received None"):
         convolve.batch_norm(X, C, C, None, None, training=True, eps=None)
+    with raises(ValueError, "eps must be a finite number >= 0; received -1e-05"):
+        convolve.batch_norm(X, C, C, None, None, training=True, eps=-1e-5)
 
 
 def test_integer_input_is_refused():

@@ -52,13 +52,15 @@ def test_truncated_file_is_a_clear_error(path):
     checkpoint.save(path, {"a": np.ones(1000)}, {"epoch": 1})
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(checkpoint.CheckpointError, match="is damaged or not a convolve checkpoint"):
+    with pytest.raises(checkpoint.CheckpointError,
+                       match=r"^checkpoint '.*' is damaged or not a (npz|safetensors) file \("):
         checkpoint.load(path)
 
 
 def test_garbage_file_is_a_clear_error(path):
     path.write_bytes(b"not a checkpoint at all" * 10)
-    with pytest.raises(checkpoint.CheckpointError, match="is damaged or not a convolve checkpoint"):
+    with pytest.raises(checkpoint.CheckpointError,
+                       match=r"^checkpoint '.*' is damaged or not a (npz|safetensors) file \("):
         checkpoint.load(path)
 
 
@@ -83,3 +85,20 @@ def test_unknown_suffix(tmp_path):
     with pytest.raises(ValueError, match=r"checkpoint path must end in \.safetensors or \.npz; "
                                          r"received '.*model\.pt'"):
         checkpoint.save(tmp_path / "model.pt", {}, {})
+
+
+def test_read_arrays_reads_any_file_and_leaves_the_metadata_out(path):
+    checkpoint.save(path, {"w": np.ones((2, 2), np.float32)}, {"epoch": 1})
+    arrays = checkpoint.read_arrays(path)
+    assert list(arrays) == ["w"] and arrays["w"].dtype == np.float32
+    plain = path.parent / "plain.npz"
+    np.savez(plain, a=np.arange(3))
+    np.testing.assert_array_equal(checkpoint.read_arrays(plain)["a"], np.arange(3))
+    with pytest.raises(checkpoint.CheckpointError, match=r"^checkpoint '.*none\.npz' does not "
+                                                         r"exist$"):
+        checkpoint.read_arrays(path.parent / "none.npz")
+
+
+def test_suffix_case_does_not_matter(tmp_path):
+    checkpoint.save(tmp_path / "run.NPZ", {"a": np.ones(2)}, {"epoch": 2})
+    assert checkpoint.load(tmp_path / "run.NPZ")[1] == {"epoch": 2}

@@ -267,8 +267,9 @@ def test_featuremaps_errors(tmp_path, capsys):
     for damaged in (tmp_path / "bad.npz", tmp_path / "bad.safetensors"):
         damaged.write_bytes(b"\x00garbage" * 10)
         assert fails(capsys, "featuremaps", "sample:camera", "--checkpoint", damaged, "-o",
-                     out).startswith(f"convolve featuremaps: error: cannot read checkpoint "
-                                     f"{damaged}: ")
+                     out).startswith(f"convolve featuremaps: error: checkpoint "
+                                     f"{str(damaged)!r} is damaged or not a "
+                                     f"{damaged.suffix[1:]} file (")
     ckpt = tmp_path / "w.npz"
     np.savez(ckpt, deep=np.ones((3, 3, 6, 2)), bias=np.zeros(2), count=np.ones((3, 3, 1, 2),
                                                                                   int))
@@ -291,6 +292,10 @@ def test_featuremaps_errors(tmp_path, capsys):
     assert fails(capsys, "featuremaps", "sample:camera", "--checkpoint", ckpt, "-o",
                  out) == ("convolve featuremaps: error: count must be a floating-point conv "
                           "weight; received dtype int64")
+    empty = tmp_path / "empty.npz"
+    np.savez(empty, w=np.ones((3, 3, 1, 0), np.float32))
+    assert fails(capsys, "featuremaps", "sample:camera", "--checkpoint", empty, "-o",
+                 out) == "convolve featuremaps: error: w of shape (3, 3, 1, 0) holds no filters"
     assert not out.exists()
 
 

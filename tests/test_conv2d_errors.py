@@ -40,8 +40,10 @@ def test_groups_that_do_not_divide_the_channels():
     with raises(ValueError, "groups=2 must divide the output channels; received w of shape "
                             "(3, 3, 2, 5) with 5 output channels"):
         convolve.conv2d(X, np.zeros((3, 3, 2, 5)), groups=2)
-    with raises(ValueError, "groups must be an int >= 1; received 0"):
+    with raises(ValueError, "groups must be >= 1; received 0"):
         convolve.conv2d(X, W, groups=0)
+    with raises(TypeError, "groups must be an int; received 1.5"):
+        convolve.conv2d(X, W, groups=1.5)
 
 
 @pytest.mark.parametrize("name", ["stride", "dilation"])

@@ -85,12 +85,19 @@ def test_augment_is_crop_then_flip():
 
 
 def test_errors():
-    with pytest.raises(ValueError, match=r"^images must be a 4-D batch \(N, H, W, C\); "
-                                         r"received ndarray of shape \(6, 5, 3\) and dtype "
-                                         r"float32$"):
+    with pytest.raises(ValueError, match=r"^images must be 4-D \(N, H, W, C\); received an "
+                                         r"array of shape \(6, 5, 3\)$"):
         data.random_crop(batch()[0], 2)
-    with pytest.raises(ValueError, match=r"^padding must be a non-negative int; received -1$"):
+    with pytest.raises(ValueError, match=r"^padding must be >= 0; received -1$"):
         data.random_crop(batch(), -1)
-    with pytest.raises(ValueError, match=r"^p must be a probability in \[0, 1\]; "
+    with pytest.raises(ValueError, match=r"^p must be a number in \[0, 1\]; "
                                          r"received 1\.5$"):
         data.random_flip(batch(), p=1.5)
+    with pytest.raises(TypeError, match=r"^rng must be None, an int seed or a "
+                                        r"numpy.random.Generator; received 'x'$"):
+        data.random_crop(batch(), 2, rng="x")
+    with pytest.raises(ValueError, match=r"^flip_p must be a number in \[0, 1\]; "
+                                         r"received 2$"):
+        data.Augment(flip_p=2)
+    with pytest.raises(TypeError, match=r"^padding must be an int; received 1\.5$"):
+        data.Augment(padding=1.5)

@@ -115,12 +115,13 @@ def test_errors():
         r"shape \(4,\) and dtype int64$"
     )):
         data.DataLoader(images, labels[:4], 2)
-    with pytest.raises(ValueError, match=r"^batch_size must be a positive int; received 0$"):
+    with pytest.raises(ValueError, match=r"^batch_size must be >= 1; received 0$"):
         data.DataLoader(images, labels, 0)
-    with pytest.raises(ValueError, match=r"^batch_size must be a positive int; received 2\.0$"):
+    with pytest.raises(TypeError, match=r"^batch_size must be an int; received 2\.0$"):
         data.batches(images, labels, 2.0)
-    with pytest.raises(ValueError, match=r"^seed must be a non-negative int or None; "
-                                         r"received -1$"):
+    with pytest.raises(ValueError, match=r"^seed must be >= 0; received -1$"):
         data.DataLoader(images, labels, 2, seed=-1)
+    with pytest.raises(TypeError, match=r"^seed must be an int; received 'x'$"):
+        data.DataLoader(images, labels, 2, seed="x")
     with pytest.raises(TypeError, match=r"^augment must be callable or None; received 'flip'$"):
         data.DataLoader(images, labels, 2, augment="flip")

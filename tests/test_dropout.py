@@ -63,9 +63,15 @@ def test_arrays_in_array_out_tensor_in_tensor_out():
     assert isinstance(convolve.dropout(Tensor(np.ones(4)), 0.5, rng=0), Tensor)
 
 
-@pytest.mark.parametrize("rate", [-0.1, 1.5, "0.5", None, True])
+@pytest.mark.parametrize("rate", [-0.1, 1.5, float("nan")])
 def test_rate_out_of_range(rate):
     with raises(ValueError, f"rate must be a number in [0, 1]; received {rate!r}"):
+        convolve.dropout(np.ones(3), rate)
+
+
+@pytest.mark.parametrize("rate", ["0.5", None, True])
+def test_rate_not_a_number(rate):
+    with raises(TypeError, f"rate must be a number in [0, 1]; received {rate!r}"):
         convolve.dropout(np.ones(3), rate)
 
 
@@ -73,6 +79,9 @@ def test_bad_rng():
     with raises(TypeError, "rng must be None, an int seed or a numpy.random.Generator; "
                            "received 0.5"):
         convolve.dropout(np.ones(3), 0.5, rng=0.5)
+    with raises(ValueError, "rng must be None, an int seed >= 0 or a numpy.random.Generator; "
+                            "received -1"):
+        convolve.dropout(np.ones(3), 0.5, rng=-1)
 
 
 def test_integer_input_is_refused():

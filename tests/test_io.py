@@ -137,9 +137,13 @@ def test_read_errors(tmp_path):
     cut.write_bytes(whole.read_bytes()[:300])
     with pytest.raises(ValueError, match=r"^cannot read .*cut\.png: "):
         io.read_image(cut)
-    with pytest.raises(TypeError, match=r"^dtype must be a floating-point type; received "
-                                        r"uint8$"):
+    with pytest.raises(TypeError, match=r"^dtype must be float32 or float64; received "
+                                        r"<class 'numpy.uint8'>$"):
         io.read_image(whole, dtype=np.uint8)
+    with pytest.raises(TypeError, match=r"^dtype must be float32 or float64; received "
+                                        r"'float16'$"):
+        io.read_image(whole, dtype="float16")
+    assert io.read_image(whole, dtype="float64").dtype == np.float64
     with pytest.raises(ValueError, match=r"^unknown sample image 'moon'; available: camera$"):
         io.sample_image("moon")
 

@@ -159,7 +159,8 @@ def test_flatten_keeps_the_batch_axis():
     flatten(x).sum().backward()
     np.testing.assert_array_equal(x.grad, np.ones((2, 3, 4, 5)))
     with pytest.raises(ValueError, match=r"x must be 4-D \(N, H, W, C\), 3-D \(H, W, C\), 2-D "
-                                         r"or 1-D; received an array of shape \(1, 1, 1, 1, 1\)"):
+                                         r"\(N, F\) or 1-D \(F,\); received an array of shape "
+                                         r"\(1, 1, 1, 1, 1\)"):
         flatten(np.zeros((1, 1, 1, 1, 1)))
 
 
@@ -262,7 +263,7 @@ def test_channel_change_after_build_is_an_error(layer, first, second, match):
 
 def test_lazy_build_refuses_bad_rank_without_building():
     layer = nn.Conv2D(2, 3)
-    with pytest.raises(ValueError, match=r"x must be 4-D or 3-D \(N, H, W, C\) or \(H, W, C\); "
+    with pytest.raises(ValueError, match=r"x must be 4-D \(N, H, W, C\) or 3-D \(H, W, C\); "
                                          r"received an array of shape \(5, 5\)"):
         layer(np.zeros((5, 5), np.float32))
     assert layer.weight is None
@@ -347,6 +348,8 @@ def test_layers_refuse_integer_input():
      "dtype must be float32 or float64; received 'int32'"),
     (lambda: nn.Conv2D(4, 3, seed="x"), TypeError,
      "seed must be None, an int seed or a numpy.random.Generator; received 'x'"),
+    (lambda: nn.Dense(4, seed=-1), ValueError,
+     "seed must be None, an int seed >= 0 or a numpy.random.Generator; received -1"),
     (lambda: nn.DepthwiseConv2D(3, 0), ValueError, "depth_multiplier must be >= 1; received 0"),
     (lambda: nn.ConvTranspose2D(3, 3, groups=2), ValueError,
      "groups=2 must divide filters; received filters=3"),

@@ -67,9 +67,24 @@ def test_explain_validates_like_the_op():
         convolve.explain((2, 2, 1), (3, 3, 1, 1))
 
 
+@pytest.mark.parametrize("fn", [convolve.explain, convolve.conv2d_output_shape])
+def test_shapes_must_be_tuples_of_sizes(fn):
+    with pytest.raises(ValueError, match=r"^input_shape must hold sizes >= 0; received "
+                                         r"\(32, -32, 3\)$"):
+        fn((32, -32, 3), (5, 5, 3, 6))
+    with pytest.raises(TypeError, match=r"^weight_shape must be a tuple of ints; received "
+                                        r"\(5, 5.0, 3, 6\)$"):
+        fn((32, 32, 3), (5, 5.0, 3, 6))
+    with pytest.raises(TypeError, match=r"^input_shape must be a tuple of ints; received 32$"):
+        fn(32, (5, 5, 3, 6))
+
+
 def test_cli_explain(capsys):
     assert main(["explain", "--input-shape", "32,32,3", "--weight-shape", "5,5,3,6",
                  "--padding", "same"]) == 0
+    assert "-> (32, 32, 6)" in capsys.readouterr().out
+    assert main(["explain", "--input-shape", "32,32,3", "--weight-shape", "5,5,3,6",
+                 "--padding", "SAME"]) == 0
     assert "-> (32, 32, 6)" in capsys.readouterr().out
 
 
@@ -78,6 +93,7 @@ def test_cli_explain(capsys):
     (["--input-shape", "3,3,3", "--padding", "1,2,3"],
      "--padding must be one integer or two; received '1,2,3'"),
     (["--input-shape", "2,2,3"], "the kernel is larger than the padded input"),
+    (["--input-shape", "32,-32,3"], "input_shape must hold sizes >= 0; received (32, -32, 3)"),
 ])
 def test_cli_explain_errors_are_one_line(capsys, argv, message):
     base = ["explain", "--input-shape", "32,32,3", "--weight-shape", "5,5,3,6"]

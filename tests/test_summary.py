@@ -96,8 +96,8 @@ def test_get_model():
     model = models.get_model("lenet5", input_shape=(28, 28, 1), num_classes=4)
     assert model.build((28, 28, 1)) == (4,)
     assert models.default_input_shape("mnist_cnn") == (28, 28, 1)
-    with pytest.raises(ValueError, match="unknown model 'resnet'; known models: 'lenet5', "
-                                         "'mnist_cnn'"):
+    with pytest.raises(ValueError, match=r"^model must be one of 'lenet5', 'mnist_cnn', "
+                                         r"'digits_cnn', 'cifar_cnn'; received 'resnet'$"):
         models.get_model("resnet")
     with pytest.raises(ValueError, match="num_classes must be >= 1; received 0"):
         models.lenet5(num_classes=0)
@@ -113,12 +113,15 @@ def test_cli_summary(capsys):
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["summary", "--model", "vgg"],
-     "convolve summary: error: unknown model 'vgg'; known models: 'lenet5', 'mnist_cnn'"),
+     "convolve summary: error: model must be one of 'lenet5', 'mnist_cnn'"),
     (["summary", "--input-shape", "32,x,3"],
      "convolve summary: error: --input-shape must be comma-separated integers; received "
      "'32,x,3'"),
     (["summary", "--input-shape", "4,4,3"],
      "convolve summary: error: the kernel is larger than the padded input along the height"),
+    (["summary", "--input-shape", "32,32"],
+     "convolve summary: error: --input-shape must be H,W,C (three integers, no batch axis); "
+     "received '32,32'\n"),
 ])
 def test_cli_summary_errors(argv, message, capsys):
     assert main(argv) == 2

@@ -54,6 +54,21 @@ def test_op_gradients(fn, shapes):
     gradcheck(fn, [rng.standard_normal(s) for s in shapes])
 
 
+@pytest.mark.parametrize("exponent", [np.float64(2.0), np.int64(2), 2, 2.0])
+def test_power_keeps_float32_whatever_the_exponent_type(exponent):
+    a = Tensor(np.array([1.5, -2.0], np.float32), requires_grad=True)
+    y = a**exponent
+    y.backward(np.ones(2, np.float32))
+    assert y.dtype == np.float32 and a.grad.dtype == np.float32
+    np.testing.assert_array_equal(y.data, [2.25, 4.0])
+    assert M.power(np.array([3.0], np.float32), exponent).dtype == np.float32
+
+
+def test_power_refuses_a_non_number_exponent():
+    with pytest.raises(TypeError, match=r"^exponent must be a real number; received '2'$"):
+        Tensor(np.ones(2)) ** "2"
+
+
 def test_log_gradient():
     gradcheck(lambda a: M.log(a), [rng.random((3, 2)) + 0.5])
 

@@ -152,6 +152,25 @@ def test_bad_arguments():
         train.fit(model, blobs(), loss="hinge", verbose=False)
 
 
+def test_predict_refuses_an_empty_batch_and_a_bad_batch_size():
+    model = small_model()
+    with pytest.raises(ValueError, match=r"^images must be a batch \(N, \.\.\.\) with N >= 1; "
+                                         r"received an array of shape \(0, 6, 6, 1\)$"):
+        train.predict(model, np.zeros((0, 6, 6, 1), np.float32))
+    with pytest.raises(ValueError, match=r"^batch_size must be >= 1; received 0$"):
+        train.predict(model, blobs()[0], batch_size=0)
+
+
+def test_a_bad_checkpoint_path_is_refused_before_training():
+    model = small_model()
+    before = model.state_dict()
+    with pytest.raises(ValueError, match=r"^checkpoint path must end in \.safetensors or "
+                                         r"\.npz; received 'run\.ckpt'$"):
+        train.fit(model, blobs(), checkpoint_path="run.ckpt", verbose=False)
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before[name])
+
+
 def test_cli_train_json(capsys, monkeypatch):
     """The command end to end on a tiny 28x28 stand-in for the embedded set."""
     from convolve import data
@@ -173,6 +192,8 @@ def test_cli_train_json(capsys, monkeypatch):
 def test_cli_train_errors(capsys, tmp_path):
     assert main(["train", "--resume"]) == 2
     assert capsys.readouterr().err == "convolve train: error: --resume needs --checkpoint PATH\n"
+    assert main(["train", "--epochs", "0"]) == 2
+    assert capsys.readouterr().err == "convolve train: error: epochs must be >= 1; received 0\n"
     assert main(["train", "--dataset", "mnist", "--data-dir", str(tmp_path / "none")]) == 2
     assert "is not a folder" in capsys.readouterr().err
     assert main(["train", "--dataset", "mnist", "--data-dir", str(tmp_path)]) == 2

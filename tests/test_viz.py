@@ -78,20 +78,24 @@ def test_plot_history(tmp_path):
 
 @pytest.mark.parametrize(("call", "error", "message"), [
     (lambda p: viz.plot_filters(np.zeros((3, 3, 1)), p), ValueError,
-     r"^weight must be 2-D or 4-D \(KH, KW\) or \(KH, KW, C_in, C_out\); received an array "
+     r"^weight must be 2-D \(KH, KW\) or 4-D \(KH, KW, C_in, C_out\); received an array "
      r"of shape \(3, 3, 1\)$"),
     (lambda p: viz.plot_filters(np.zeros((3, 3), int), p), TypeError,
      r"^weight must be a floating-point array"),
     (lambda p: viz.plot_filters(np.zeros((3, 3)), p, tile=8), ValueError,
-     r"^tile must be an int >= 32; received 8$"),
+     r"^tile must be >= 32; received 8$"),
     (lambda p: viz.plot_feature_maps(np.zeros((4, 4, 2)), p, scale="global"), ValueError,
      r"^scale must be one of 'per-tile', 'shared'; received 'global'$"),
     (lambda p: viz.plot_feature_maps(np.zeros((1, 4, 4, 2)), p), ValueError,
-     r"^maps must be 2-D or 3-D \(H, W\) or \(H, W, C\); received an array of shape "
+     r"^maps must be 2-D \(H, W\) or 3-D \(H, W, C\); received an array of shape "
      r"\(1, 4, 4, 2\)$"),
     (lambda p: viz.plot_feature_maps(np.zeros((4, 4, 2)), p, titles=["a"]), ValueError,
      r"^titles must have one label per channel \(2 for maps of shape \(4, 4, 2\)\); "
      r"received 1$"),
+    (lambda p: viz.plot_feature_maps(np.zeros((4, 4, 0)), p), ValueError,
+     r"^maps must hold at least one non-empty map; received an array of shape \(4, 4, 0\)$"),
+    (lambda p: viz.plot_filters(np.zeros((3, 3, 1, 0)), p), ValueError,
+     r"^weight must hold at least one filter; received an array of shape \(3, 3, 1, 0\)$"),
     (lambda p: viz.plot_history({}, p), ValueError,
      r"^history must be a non-empty dict of metric name -> list of values per epoch; "
      r"received \{\}$"),

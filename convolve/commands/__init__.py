@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from convolve._args import PADDING_MODES
+
 
 class CommandError(Exception):
     """A user error on the command line: printed as one line on stderr, exit code 2."""
@@ -26,6 +28,8 @@ def int_or_pair(text: str, name: str) -> int | tuple[int, ...]:
         raise CommandError(f"{name} must be one integer or two; received {text!r}")
     return values[0] if len(values) == 1 else values
 
+
+MODE_HELP = f"boundary: {', '.join(PADDING_MODES)} (default reflect)"
 
 SAMPLE_PREFIX = "sample:"
 IMAGE_HELP = ("image file (PNG, JPEG, ...), or sample:camera for the photograph shipped with "

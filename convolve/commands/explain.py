@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 import convolve
+from convolve._args import PADDING_STRINGS
 from convolve.commands import int_or_pair, ints
 
 
@@ -25,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     padding = args.padding
-    if padding not in ("valid", "same", "full"):
+    if padding.lower() not in PADDING_STRINGS:
         padding = int_or_pair(padding, "--padding")
     print(convolve.explain(
         ints(args.input_shape, "--input-shape"), ints(args.weight_shape, "--weight-shape"),

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import argparse
 import re
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 import convolve
-from convolve import _args, filters, viz
-from convolve._args import PADDING_MODES
-from convolve.commands import IMAGE_HELP, CommandError, read_input_image
+from convolve import _args, checkpoint, filters, viz
+from convolve.commands import IMAGE_HELP, MODE_HELP, CommandError, read_input_image
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,8 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     which.add_argument("--layer", type=int,
                        help="the N-th (from 0) 4-D array of the checkpoint, names in natural "
                             "order (conv2 before conv10); default 0")
-    parser.add_argument("--mode", default="reflect",
-                        help=f"boundary: {', '.join(PADDING_MODES)} (default reflect)")
+    parser.add_argument("--mode", default="reflect", help=MODE_HELP)
     parser.add_argument("--scale", default="per-tile", metavar="SCALE",
                         help="per-tile: each map stretched to its own min..max (default); "
                              "shared: one min..max for all maps")
@@ -64,29 +61,8 @@ def load_arrays(path: str) -> dict[str, np.ndarray]:
                            f"received {path}")
     if not Path(path).is_file():
         raise FileNotFoundError(f"checkpoint file not found: {path}")
-    try:
-        if suffix == ".npz":
-            with np.load(path, allow_pickle=False) as archive:
-                arrays = {key: archive[key] for key in archive.files}
-        else:
-            arrays = _load_safetensors(path)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise CommandError(f"cannot read checkpoint {path}: {error}") from None
-    # convolve.checkpoint files also hold their metadata as a string array
+    arrays = checkpoint.read_arrays(path)
     return {key: a for key, a in arrays.items() if a.dtype.kind in "iuf"}
-
-
-def _load_safetensors(path: str) -> dict[str, np.ndarray]:
-    try:
-        from safetensors import SafetensorError
-        from safetensors.numpy import load_file
-    except ImportError:
-        raise ImportError("reading .safetensors needs safetensors: "
-                          "pip install 'convolve[io]'") from None
-    try:
-        return load_file(path)
-    except SafetensorError as error:
-        raise ValueError(str(error)) from None
 
 
 def conv_weight(path: str, *, key: str | None, layer: int | None) -> tuple[str, np.ndarray]:
@@ -128,6 +104,8 @@ def _checkpoint_maps(image: np.ndarray, args: argparse.Namespace
     if weight.dtype.kind != "f":
         raise CommandError(f"{key} must be a floating-point conv weight; received dtype "
                            f"{weight.dtype}")
+    if weight.size == 0:
+        raise CommandError(f"{key} of shape {weight.shape} holds no filters")
     c_in = weight.shape[2]
     if c_in not in (1, 3):
         raise CommandError(

@@ -8,8 +8,7 @@ import math
 import numpy as np
 
 from convolve import filters
-from convolve._args import PADDING_MODES
-from convolve.commands import IMAGE_HELP, CommandError, read_input_image
+from convolve.commands import IMAGE_HELP, MODE_HELP, CommandError, read_input_image
 
 KERNEL_TEXT_HELP = ("rows separated by ';', numbers by ',', e.g. '1,0,-1;2,0,-2;1,0,-1' "
                     "(a cross-correlation kernel, centred at (KH // 2, KW // 2))")
@@ -30,8 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     kernel.add_argument("--kernel", metavar="ROWS", help=KERNEL_TEXT_HELP)
     kernel.add_argument("--kernel-file", metavar="K.npy",
                         help="a .npy file holding one 2-D array (KH, KW)")
-    parser.add_argument("--mode", default="reflect",
-                        help=f"boundary: {', '.join(PADDING_MODES)} (default reflect)")
+    parser.add_argument("--mode", default="reflect", help=MODE_HELP)
     parser.add_argument("--sigma", type=float, help="sigma of gaussian_blur or unsharp_mask")
     parser.add_argument("--size", type=int, help="size of box_blur or gaussian_blur")
     parser.add_argument("--amount", type=float, help="amount of unsharp_mask")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from convolve import models
-from convolve.commands import ints
+from convolve.commands import CommandError, ints
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,6 +26,9 @@ def run(args: argparse.Namespace) -> int:
         shape = models.default_input_shape(args.model)
     else:
         shape = ints(args.input_shape, "--input-shape")
+        if len(shape) != 3:
+            raise CommandError(f"--input-shape must be H,W,C (three integers, no batch axis); "
+                               f"received {args.input_shape!r}")
     model = models.get_model(args.model, input_shape=shape, num_classes=args.num_classes,
                              seed=0)
     model.summary(shape)

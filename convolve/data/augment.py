@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from convolve._args import describe
+from convolve import _args
 
 RNG = int | np.random.Generator | None
 
 
 def _batch(images: Any, name: str = "images") -> np.ndarray:
     array = np.asarray(images)
-    if array.ndim != 4:
-        raise ValueError(f"{name} must be a 4-D batch (N, H, W, C); received {describe(array)}")
+    _args.rank(array.shape, name, {4: "(N, H, W, C)"})
     return array
 
 
@@ -33,9 +31,8 @@ def random_crop(images: Any, padding: int, *, rng: RNG = None) -> np.ndarray:
         ``(N, H, W, C)``, the dtype of ``images``.
     """
     x = _batch(images)
-    if not isinstance(padding, numbers.Integral) or isinstance(padding, bool) or padding < 0:
-        raise ValueError(f"padding must be a non-negative int; received {padding!r}")
-    rng = np.random.default_rng(rng)
+    padding = _args.integer(padding, "padding", minimum=0)
+    rng = _args.generator(rng)
     n, h, w, _ = x.shape
     padded = np.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
     top = rng.integers(0, 2 * padding + 1, size=n)
@@ -57,9 +54,8 @@ def random_flip(images: Any, *, p: float = 0.5, rng: RNG = None) -> np.ndarray:
         ``(N, H, W, C)``, a new array.
     """
     x = _batch(images)
-    if not isinstance(p, numbers.Real) or not 0 <= p <= 1:
-        raise ValueError(f"p must be a probability in [0, 1]; received {p!r}")
-    flip = np.random.default_rng(rng).random(len(x)) < p
+    p = _args.fraction(p, "p")
+    flip = _args.generator(rng).random(len(x)) < p
     out = x.copy()
     out[flip] = x[flip, :, ::-1]
     return out
@@ -73,6 +69,11 @@ class Augment:
     padding: int = 4
     flip_p: float = 0.5
 
+    def __post_init__(self) -> None:
+        # Refuse bad settings when the augmentation is made, not in the first training batch.
+        _args.integer(self.padding, "padding", minimum=0)
+        _args.fraction(self.flip_p, "flip_p")
+
     def __call__(self, images: Any, *, rng: RNG = None) -> np.ndarray:
-        rng = np.random.default_rng(rng)
+        rng = _args.generator(rng)
         return random_flip(random_crop(images, self.padding, rng=rng), p=self.flip_p, rng=rng)

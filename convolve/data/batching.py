@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
+from convolve import _args
 from convolve._args import describe
 
 # augment(images, rng=Generator) -> images of the same shape; see convolve.data.augment.
@@ -44,15 +44,13 @@ class DataLoader:
                 "images and labels must hold the same number of samples along axis 0; "
                 f"received images {describe(self.images)} and labels {describe(self.labels)}"
             )
-        if not _is_int(batch_size) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int; received {batch_size!r}")
-        if seed is not None and (not _is_int(seed) or seed < 0):
-            raise ValueError(f"seed must be a non-negative int or None; received {seed!r}")
+        self.batch_size = _args.integer(batch_size, "batch_size")
+        # None draws a seed, kept so that the run can be repeated.
+        self.seed = (int(np.random.SeedSequence().entropy) if seed is None
+                     else _args.integer(seed, "seed", minimum=0))
         if augment is not None and not callable(augment):
             raise TypeError(f"augment must be callable or None; received {augment!r}")
-        self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
-        self.seed = int(np.random.SeedSequence().entropy) if seed is None else int(seed)
         self.drop_last = bool(drop_last)
         self.augment = augment
         self.epoch = 0
@@ -102,7 +100,3 @@ def batches(images: Any, labels: Any, batch_size: int, *, shuffle: bool = True,
     """
     return iter(DataLoader(images, labels, batch_size, shuffle=shuffle, seed=seed,
                            drop_last=drop_last, augment=augment))
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)

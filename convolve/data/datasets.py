@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from convolve import _args
 from convolve.data import cifar, idx
 from convolve.data.download import RemoteFile, data_home, fetch, mirrors
 
@@ -253,7 +254,5 @@ def load(name: str, root: PathLike | None = None, *, download: bool = False,
                              f"root, download or mirror; received root={root!r}, "
                              f"download={download!r}, mirror={mirror!r}")
         return embedded_mnist()
-    if name not in _FROM_FILES:
-        raise ValueError(f"dataset must be one of {', '.join(map(repr, DATASET_NAMES))}; "
-                         f"received {name!r}")
+    _args.choice(name, "dataset", DATASET_NAMES)
     return _FROM_FILES[name](root, download=download, mirror=mirror)

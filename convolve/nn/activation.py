@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from convolve import _args
 from convolve.nn.module import Module
 from convolve.ops import activation as ops
 
@@ -55,7 +56,7 @@ class LeakyReLU(Module):
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()
-        self.negative_slope = negative_slope
+        self.negative_slope = _args.number(negative_slope, "negative_slope")
 
     def forward(self, x: Any) -> Any:
         return ops.leaky_relu(x, negative_slope=self.negative_slope)
@@ -65,16 +66,22 @@ class LeakyReLU(Module):
 
 
 class Tanh(Module):
+    """``tanh(x)`` elementwise: ``convolve.tanh``."""
+
     def forward(self, x: Any) -> Any:
         return ops.tanh(x)
 
 
 class Sigmoid(Module):
+    """``1 / (1 + exp(-x))`` elementwise: ``convolve.sigmoid``."""
+
     def forward(self, x: Any) -> Any:
         return ops.sigmoid(x)
 
 
 class GELU(Module):
+    """``x * Phi(x)`` elementwise (exact, not the tanh approximation): ``convolve.gelu``."""
+
     def forward(self, x: Any) -> Any:
         return ops.gelu(x)
 

@@ -11,48 +11,44 @@ from typing import Any
 import numpy as np
 
 from convolve import _args
-from convolve.nn import init
-from convolve.nn.activation import Activation, resolve_activation
-from convolve.nn.module import Module, cast_input
+from convolve.nn.activation import Activation
+from convolve.nn.module import cast_input
+from convolve.nn.weighted import Weighted
 from convolve.ops.conv import conv2d, conv_transpose2d
-from convolve.tensor import Tensor, data
+from convolve.tensor import data
 
 
-class _Conv(Module):
+class _Conv(Weighted):
     """What every convolution layer shares: settings, lazy build, the channel check."""
 
     def __init__(self, *, stride: Any, padding: Any, dilation: Any, activation: Activation,
                  use_bias: bool, dtype: Any, seed: Any) -> None:
-        super().__init__()
+        super().__init__(activation=activation, use_bias=use_bias, dtype=dtype, seed=seed)
         self.stride = _args.pair(stride, "stride")
         self.padding = _args.padding_spec(padding)
         self.dilation = _args.pair(dilation, "dilation")
-        self.activation, activation_fn = resolve_activation(activation)
-        # A plain attribute even when the callable is a Module (e.g. nn.ReLU()): it holds no
-        # parameters and must not appear as a child in repr() or summary().
-        object.__setattr__(self, "_activation", activation_fn)
-        self.use_bias = bool(use_bias)
-        self.dtype = _args.float_dtype(dtype)
-        self._rng = _args.generator(seed, "seed")
         self.in_channels: int | None = None
-        self.register_parameter("weight", None)
-        if self.use_bias:
-            self.register_parameter("bias", None)
-        else:
-            self.bias = None
+
+    def _filters_and_groups(self, filters: Any, groups: Any) -> None:
+        self.filters = _args.integer(filters, "filters")
+        self.groups = _args.integer(groups, "groups")
+        if self.filters % self.groups:
+            raise ValueError(
+                f"groups={self.groups} must divide filters; received filters={self.filters}")
+
+    def _check_groups_divide(self, in_channels: int) -> None:
+        if in_channels % self.groups:
+            raise ValueError(f"groups={self.groups} must divide the input channels; "
+                             f"received {in_channels} channels")
 
     def _weight_shape(self, in_channels: int) -> tuple[int, int, int, int]:
         raise NotImplementedError
 
-    def _out_channels(self) -> int:
+    def _out_channels(self, in_channels: int) -> int:
         raise NotImplementedError
 
     def _build(self, in_channels: int) -> None:
-        shape = self._weight_shape(in_channels)
-        self.weight = Tensor(init.for_activation(self.activation, shape, self._rng, self.dtype),
-                             requires_grad=True)
-        if self.use_bias:
-            self.bias = Tensor(np.zeros(self._out_channels(), self.dtype), requires_grad=True)
+        self._build_parameters(self._weight_shape(in_channels), self._out_channels(in_channels))
         self.in_channels = in_channels
 
     def _prepare(self, x: Any) -> Any:
@@ -60,7 +56,7 @@ class _Conv(Module):
         x = cast_input(x, self.dtype)
         array = data(x)
         if self.in_channels is None:
-            _args.rank(array, "x", (4, 3), "(N, H, W, C) or (H, W, C)")
+            _args.rank(array.shape, "x", _args.IMAGE)
             self._build(array.shape[-1])
         elif array.ndim < 1 or array.shape[-1] != self.in_channels:
             raise ValueError(
@@ -75,15 +71,7 @@ class _Conv(Module):
             value = getattr(self, name)
             if value != default:
                 parts.append(f"{name}={value!r}")
-        if self.activation is not None:
-            parts.append(f"activation={self.activation!r}")
-        if not self.use_bias:
-            parts.append("use_bias=False")
-        if self.in_channels is not None:
-            parts.append(f"in_channels={self.in_channels}")
-        if self.dtype != np.float32:
-            parts.append(f"dtype={self.dtype.name}")
-        return parts
+        return parts + self._shared_repr("in_channels")
 
 
 class Conv2D(_Conv):
@@ -111,23 +99,17 @@ class Conv2D(_Conv):
                  dtype: Any = np.float32, seed: Any = None) -> None:
         super().__init__(stride=stride, padding=padding, dilation=dilation,
                          activation=activation, use_bias=use_bias, dtype=dtype, seed=seed)
-        self.filters = _args.positive_int(filters, "filters")
+        self._filters_and_groups(filters, groups)
         self.kernel_size = _args.pair(kernel_size, "kernel_size")
-        self.groups = _args.positive_int(groups, "groups")
-        if self.filters % self.groups:
-            raise ValueError(
-                f"groups={self.groups} must divide filters; received filters={self.filters}")
         self.padding_mode = _args.padding_mode(padding_mode)
         if in_channels is not None:
-            self._build(_args.positive_int(in_channels, "in_channels"))
+            self._build(_args.integer(in_channels, "in_channels"))
 
     def _weight_shape(self, in_channels: int) -> tuple[int, int, int, int]:
-        if in_channels % self.groups:
-            raise ValueError(f"groups={self.groups} must divide the input channels; "
-                             f"received {in_channels} channels")
+        self._check_groups_divide(in_channels)
         return (*self.kernel_size, in_channels // self.groups, self.filters)
 
-    def _out_channels(self) -> int:
+    def _out_channels(self, in_channels: int) -> int:
         return self.filters
 
     def forward(self, x: Any) -> Any:
@@ -159,16 +141,16 @@ class DepthwiseConv2D(_Conv):
         super().__init__(stride=stride, padding=padding, dilation=dilation,
                          activation=activation, use_bias=use_bias, dtype=dtype, seed=seed)
         self.kernel_size = _args.pair(kernel_size, "kernel_size")
-        self.depth_multiplier = _args.positive_int(depth_multiplier, "depth_multiplier")
+        self.depth_multiplier = _args.integer(depth_multiplier, "depth_multiplier")
         self.padding_mode = _args.padding_mode(padding_mode)
         if in_channels is not None:
-            self._build(_args.positive_int(in_channels, "in_channels"))
+            self._build(_args.integer(in_channels, "in_channels"))
 
     def _weight_shape(self, in_channels: int) -> tuple[int, int, int, int]:
         return (*self.kernel_size, 1, in_channels * self.depth_multiplier)
 
-    def _out_channels(self) -> int:
-        return self.weight.shape[3]
+    def _out_channels(self, in_channels: int) -> int:
+        return in_channels * self.depth_multiplier
 
     def forward(self, x: Any) -> Any:
         x = self._prepare(x)
@@ -198,23 +180,17 @@ class ConvTranspose2D(_Conv):
                  seed: Any = None) -> None:
         super().__init__(stride=stride, padding=padding, dilation=dilation,
                          activation=activation, use_bias=use_bias, dtype=dtype, seed=seed)
-        self.filters = _args.positive_int(filters, "filters")
+        self._filters_and_groups(filters, groups)
         self.kernel_size = _args.pair(kernel_size, "kernel_size")
         self.output_padding = _args.pair(output_padding, "output_padding", minimum=0)
-        self.groups = _args.positive_int(groups, "groups")
-        if self.filters % self.groups:
-            raise ValueError(
-                f"groups={self.groups} must divide filters; received filters={self.filters}")
         if in_channels is not None:
-            self._build(_args.positive_int(in_channels, "in_channels"))
+            self._build(_args.integer(in_channels, "in_channels"))
 
     def _weight_shape(self, in_channels: int) -> tuple[int, int, int, int]:
-        if in_channels % self.groups:
-            raise ValueError(f"groups={self.groups} must divide the input channels; "
-                             f"received {in_channels} channels")
+        self._check_groups_divide(in_channels)
         return (*self.kernel_size, self.filters // self.groups, in_channels)
 
-    def _out_channels(self) -> int:
+    def _out_channels(self, in_channels: int) -> int:
         return self.filters
 
     def forward(self, x: Any) -> Any:

@@ -8,15 +8,15 @@ from typing import Any
 import numpy as np
 
 from convolve import _args
-from convolve.nn import init
-from convolve.nn.activation import Activation, resolve_activation
+from convolve.nn.activation import Activation
 from convolve.nn.module import Module, cast_input
+from convolve.nn.weighted import Weighted
 from convolve.ops.linear import linear
 from convolve.ops.math import reshape
-from convolve.tensor import Tensor, data
+from convolve.tensor import data
 
 
-class Dense(Module):
+class Dense(Weighted):
     """``activation(x @ weight + bias)`` on the last axis.
 
     Arguments:
@@ -34,30 +34,14 @@ class Dense(Module):
     def __init__(self, units: int, activation: Activation = None, *, use_bias: bool = True,
                  in_features: int | None = None, dtype: Any = np.float32,
                  seed: Any = None) -> None:
-        super().__init__()
-        self.units = _args.positive_int(units, "units")
-        self.activation, activation_fn = resolve_activation(activation)
-        # A plain attribute even when the callable is a Module (e.g. nn.ReLU()): it holds no
-        # parameters and must not appear as a child in repr() or summary().
-        object.__setattr__(self, "_activation", activation_fn)
-        self.use_bias = bool(use_bias)
-        self.dtype = _args.float_dtype(dtype)
-        self._rng = _args.generator(seed, "seed")
+        super().__init__(activation=activation, use_bias=use_bias, dtype=dtype, seed=seed)
+        self.units = _args.integer(units, "units")
         self.in_features: int | None = None
-        self.register_parameter("weight", None)
-        if self.use_bias:
-            self.register_parameter("bias", None)
-        else:
-            self.bias = None
         if in_features is not None:
-            self._build(_args.positive_int(in_features, "in_features"))
+            self._build(_args.integer(in_features, "in_features"))
 
     def _build(self, in_features: int) -> None:
-        shape = (in_features, self.units)
-        self.weight = Tensor(init.for_activation(self.activation, shape, self._rng, self.dtype),
-                             requires_grad=True)
-        if self.use_bias:
-            self.bias = Tensor(np.zeros(self.units, self.dtype), requires_grad=True)
+        self._build_parameters((in_features, self.units), self.units)
         self.in_features = in_features
 
     def forward(self, x: Any) -> Any:
@@ -75,16 +59,7 @@ class Dense(Module):
         return self._activation(linear(x, self.weight, self.bias))
 
     def extra_repr(self) -> str:
-        parts = [str(self.units)]
-        if self.activation is not None:
-            parts.append(f"activation={self.activation!r}")
-        if not self.use_bias:
-            parts.append("use_bias=False")
-        if self.in_features is not None:
-            parts.append(f"in_features={self.in_features}")
-        if self.dtype != np.float32:
-            parts.append(f"dtype={self.dtype.name}")
-        return ", ".join(parts)
+        return ", ".join([str(self.units), *self._shared_repr("in_features")])
 
 
 class Flatten(Module):
@@ -96,11 +71,9 @@ class Flatten(Module):
 
     def forward(self, x: Any) -> Any:
         shape = np.shape(data(x))
+        _args.rank(shape, "x", {**_args.IMAGE, 2: "(N, F)", 1: "(F,)"})
         if len(shape) == 4:
             return reshape(x, (shape[0], math.prod(shape[1:])))
         if len(shape) == 3:
             return reshape(x, (-1,))
-        if len(shape) in (1, 2):
-            return x
-        raise ValueError("x must be 4-D (N, H, W, C), 3-D (H, W, C), 2-D or 1-D; received "
-                         f"an array of shape {shape}")
+        return x

@@ -41,7 +41,7 @@ class BatchNorm2D(Module):
         for name in ("running_mean", "running_var"):
             self.register_buffer(name, None)
         if in_channels is not None:
-            self._build(_args.positive_int(in_channels, "in_channels"))
+            self._build(_args.integer(in_channels, "in_channels"))
 
     def _build(self, channels: int) -> None:
         self.gamma = Tensor(np.ones(channels, self.dtype), requires_grad=True)

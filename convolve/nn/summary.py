@@ -26,7 +26,7 @@ def trace(model: Module, input_shape: Any) -> Trace:
     if not isinstance(input_shape, (tuple, list)) or not input_shape:
         raise TypeError("input_shape must be a tuple of ints without the batch axis, e.g. "
                         f"(32, 32, 3); received {input_shape!r}")
-    dims = tuple(_args.positive_int(n, "input_shape entries") for n in input_shape)
+    dims = tuple(_args.integer(n, "input_shape entries") for n in input_shape)
     shapes: dict[int, tuple[int, ...]] = {}
 
     def observe(module: Module, out: Any) -> None:
@@ -45,6 +45,8 @@ def trace(model: Module, input_shape: Any) -> Trace:
 
 @dataclass(frozen=True)
 class SummaryRow:
+    """One layer's line of the table: name, type, output shape and parameter counts."""
+
     name: str
     kind: str
     output_shape: tuple[int, ...] | None  # without the batch axis; None: not called

@@ -1,6 +1,7 @@
-"""Activation functions, each forward beside its backward; all keep the input's dtype.
+"""Activation functions, each forward beside its backward.
 
-Arrays in, array out; a Tensor in, a recorded Tensor out. Integer input is refused.
+Each maps ``x`` of any shape, float32 or float64, to an output of the same shape and dtype:
+arrays in, array out; a Tensor in, a recorded Tensor out. Integer input is refused.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ def _input(x: Any) -> np.ndarray:
 
 
 def relu(x: Any) -> Any:
-    """``max(x, 0)``; the gradient at 0 is 0, as PyTorch's."""
+    """``max(x, 0)`` elementwise, ``x: (...)`` -> ``(...)``; the gradient at 0 is 0, as
+    PyTorch's."""
     xa = _input(x)
     positive = xa > 0
     # a product, not np.where: many times faster
@@ -69,9 +71,9 @@ def relu(x: Any) -> Any:
 
 
 def leaky_relu(x: Any, negative_slope: float = 0.01) -> Any:
-    """``x`` where ``x > 0``, else ``negative_slope * x``."""
-    if not isinstance(negative_slope, (int, float)) or isinstance(negative_slope, bool):
-        raise TypeError(f"negative_slope must be a number; received {negative_slope!r}")
+    """``x`` where ``x > 0``, else ``negative_slope * x``, elementwise: ``(...)`` ->
+    ``(...)``."""
+    negative_slope = _args.number(negative_slope, "negative_slope")
     xa = _input(x)
     positive = xa > 0
     y = np.where(positive, xa, xa * negative_slope)
@@ -79,12 +81,14 @@ def leaky_relu(x: Any, negative_slope: float = 0.01) -> Any:
 
 
 def tanh(x: Any) -> Any:
+    """``tanh(x)`` elementwise: ``(...)`` -> ``(...)``."""
     y = np.tanh(_input(x))
     return record(y, (x,), lambda g: (g * (1 - y * y),))
 
 
 def sigmoid(x: Any) -> Any:
-    """``1 / (1 + exp(-x))``, computed from ``exp(-|x|)`` so that no exp overflows."""
+    """``1 / (1 + exp(-x))`` elementwise, ``(...)`` -> ``(...)``, computed from ``exp(-|x|)``
+    so that no exp overflows."""
     xa = _input(x)
     e = np.exp(-np.abs(xa))
     y = np.where(xa >= 0, 1, e) / (1 + e)
@@ -92,8 +96,8 @@ def sigmoid(x: Any) -> Any:
 
 
 def softmax(x: Any, axis: int = -1) -> Any:
-    """``exp(x) / sum(exp(x))`` along ``axis``, shifted by the maximum (stable for any
-    finite input)."""
+    """``exp(x) / sum(exp(x))`` along ``axis`` (the channels by default), ``(...)`` ->
+    ``(...)``, shifted by the maximum (stable for any finite input)."""
     xa = _input(x)
     axis = _args.axis(axis, xa.ndim)
     e = np.exp(xa - xa.max(axis=axis, keepdims=True))
@@ -102,7 +106,8 @@ def softmax(x: Any, axis: int = -1) -> Any:
 
 
 def log_softmax(x: Any, axis: int = -1) -> Any:
-    """``x - log(sum(exp(x)))`` along ``axis``, by the log-sum-exp of the shifted input."""
+    """``x - log(sum(exp(x)))`` along ``axis``, ``(...)`` -> ``(...)``, by the log-sum-exp of
+    the shifted input."""
     xa = _input(x)
     axis = _args.axis(axis, xa.ndim)
     shifted = xa - xa.max(axis=axis, keepdims=True)
@@ -118,9 +123,11 @@ _SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
 _GELU_CUBIC = 0.044715
 
 
-def gelu(x: Any, approximate: str = "none") -> Any:
-    """``x * Phi(x)`` with Phi the standard normal CDF (``approximate="none"``), or
-    ``x / 2 * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 x^3)))`` (``"tanh"``), as PyTorch's.
+def gelu(x: Any, *, approximate: str = "none") -> Any:
+    """``x * Phi(x)`` elementwise, ``(...)`` -> ``(...)``, with Phi the standard normal CDF
+    (``approximate="none"``), or ``x / 2 * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 x^3)))``
+    (``"tanh"``), as PyTorch's (whose ``approximate`` is keyword-only too). Computed in
+    float64 and rounded to the input's dtype.
     """
     _args.choice(approximate, "approximate", ("none", "tanh"))
     xa = _input(x)

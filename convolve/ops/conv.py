@@ -159,11 +159,8 @@ def conv2d(
     size = xa.shape[-3:-1]
     check_pads(geometry.pads, size, mode)
     c_out = wa.shape[3]
-    if ba is not None and ba.shape != (c_out,):
-        raise ValueError(
-            f"b must have shape (C_out,) = ({c_out},) to match w of shape {wa.shape}; "
-            f"received shape {ba.shape}"
-        )
+    if ba is not None:
+        _args.vector(ba, "b", c_out, "C_out", f"to match w of shape {wa.shape}")
     dtype = np.result_type(xa, wa, *(() if ba is None else (ba,)))
     settings = dict(stride=geometry.stride, dilation=geometry.dilation, groups=groups)
     xp = pad((xa if geometry.batched else xa[None]).astype(dtype, copy=False),
@@ -234,11 +231,9 @@ def conv_transpose2d(
                                        groups=groups)
     method = select_algorithm(algorithm, geometry.transposed)
     c_out = geometry.output_shape[-1]
-    if ba is not None and ba.shape != (c_out,):
-        raise ValueError(
-            f"b must have shape (C_out,) = ({c_out},) to match w of shape {wa.shape} and "
-            f"groups={groups}; received shape {ba.shape}"
-        )
+    if ba is not None:
+        _args.vector(ba, "b", c_out, "C_out",
+                     f"to match w of shape {wa.shape} and groups={groups}")
     dtype = np.result_type(xa, wa, *(() if ba is None else (ba,)))
     settings = dict(stride=geometry.stride, dilation=geometry.dilation, groups=groups)
     x4 = (xa if geometry.batched else xa[None]).astype(dtype, copy=False)

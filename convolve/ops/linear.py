@@ -24,16 +24,13 @@ def linear(x: Any, w: Any, b: Any = None) -> Any:
     xa = _args.float_array(data(x), "x")
     wa = _args.float_array(data(w), "w")
     ba = None if b is None else _args.float_array(data(b), "b")
-    if wa.ndim != 2:
-        raise ValueError(f"w must be 2-D (F_in, F_out); received an array of shape {wa.shape}")
+    _args.rank(wa.shape, "w", {2: "(F_in, F_out)"})
     if xa.ndim < 1 or xa.shape[-1] != wa.shape[0]:
         raise ValueError(
             f"x must have F_in = {wa.shape[0]} features on its last axis to match w of shape "
             f"{wa.shape}; received an array of shape {xa.shape}")
-    if ba is not None and ba.shape != (wa.shape[1],):
-        raise ValueError(
-            f"b must have shape (F_out,) = ({wa.shape[1]},) to match w of shape {wa.shape}; "
-            f"received shape {ba.shape}")
+    if ba is not None:
+        _args.vector(ba, "b", wa.shape[1], "F_out", f"to match w of shape {wa.shape}")
     dtype = np.result_type(xa, wa, *(() if ba is None else (ba,)))
     x2 = xa.reshape(-1, wa.shape[0]).astype(dtype, copy=False)
     wc = wa.astype(dtype, copy=False)

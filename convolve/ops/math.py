@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from convolve import _args
 from convolve.tensor import data, needs_grad, record
 
 
@@ -62,9 +63,12 @@ def negative(a: Any) -> Any:
 
 
 def power(a: Any, exponent: float) -> Any:
-    """``a ** exponent`` for a constant exponent."""
-    if not isinstance(exponent, (int, float)):
-        raise TypeError(f"exponent must be a number; received {exponent!r}")
+    """``a ** exponent`` for a constant exponent (kept a Python int or float, so that it does
+    not change the dtype of ``a`` as a NumPy scalar would)."""
+    if _args.is_int(exponent):
+        exponent = int(exponent)
+    else:
+        exponent = _args.number(exponent, "exponent")
     x = data(a)
     out = np.power(x, exponent)
     return record(out, (a,), lambda g: (g * exponent * np.power(x, exponent - 1),))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import numpy as np
@@ -21,18 +20,8 @@ def _channel_array(value: Any, name: str, channels: int, x_shape: tuple[int, ...
             f"{_args.describe(value)}"
         )
     array = _args.float_array(data(value), name)
-    if array.shape != (channels,):
-        raise ValueError(
-            f"{name} must have shape (C,) = ({channels},) for x of shape {x_shape}; "
-            f"received shape {array.shape}"
-        )
+    _args.vector(array, name, channels, "C", f"for x of shape {x_shape}")
     return array
-
-
-def _number(value: Any, name: str) -> float:
-    if not isinstance(value, numbers.Real) or isinstance(value, bool):
-        raise TypeError(f"{name} must be a number; received {value!r}")
-    return float(value)
 
 
 def batch_norm(
@@ -63,7 +52,7 @@ def batch_norm(
             f"shape {xa.shape}"
         )
     momentum = _args.fraction(momentum, "momentum")
-    eps = _number(eps, "eps")
+    eps = _args.real(eps, "eps")
     c = xa.shape[-1]
     ga, be, rm, rv = (_channel_array(v, n, c, xa.shape) for v, n in (
         (gamma, "gamma"), (beta, "beta"), (running_mean, "running_mean"),

@@ -14,7 +14,7 @@ import numpy as np
 
 from convolve import _args
 from convolve.ops.algorithms._common import parallel, scratch, tap_slice
-from convolve.shapes import PoolGeometry, check_image_rank, pool_geometry
+from convolve.shapes import PoolGeometry, pool_geometry
 from convolve.tensor import data, needs_grad, record
 
 
@@ -318,7 +318,7 @@ def avg_pool2d(
 
 def _image(x: Any) -> np.ndarray:
     xa = _args.float_array(data(x), "x")
-    check_image_rank(xa.shape)
+    _args.rank(xa.shape, "x", _args.IMAGE)
     return xa
 
 
