@@ -111,6 +111,24 @@ class Winograd:
         m = self.m
         return -(-out_hw[0] // m) * m + 2, -(-out_hw[1] // m) * m + 2
 
+    def _tile_view(self, xp: np.ndarray, th: int, tw: int) -> np.ndarray:
+        """A read-only view ``(N, th, tw, m + 2, m + 2, C)`` of the overlapping input tiles."""
+        m, t = self.m, self.m + 2
+        sn, sh, sw, sc = xp.strides
+        return as_strided(xp, (xp.shape[0], th, tw, t, t, xp.shape[3]),
+                          (sn, m * sh, m * sw, sh, sw, sc), writeable=False)
+
+    def _input_transform(self, b: np.ndarray, tiles: np.ndarray, groups: int) -> np.ndarray:
+        """``B^T d B`` for a chunk of tiles ``(nb, rh, tw, t, t, C)``, as one product with
+        the Kronecker matrix ``b``: ``(t * t, nb * rh * tw, groups, C // groups)``."""
+        t = self.m + 2
+        nb, rh, tw, _, _, c = tiles.shape
+        d = scratch("winograd.d", (t, t, nb, rh, tw, c), tiles.dtype)
+        np.copyto(d, tiles.transpose(3, 4, 0, 1, 2, 5))
+        v = np.matmul(b, d.reshape(t * t, -1),
+                      out=scratch("winograd.v", (t * t, nb * rh * tw * c), tiles.dtype))
+        return v.reshape(t * t, nb * rh * tw, groups, c // groups)
+
     def _tiles(self, xp: np.ndarray, w: np.ndarray, groups: int) -> np.ndarray:
         """The convolution of ``xp`` whose size ``(th * m + 2, tw * m + 2)`` is whole
         tiles: ``(N, th * m, tw * m, C_out)``."""
@@ -118,9 +136,7 @@ class Winograd:
         n, hp, wp, c = xp.shape
         c_out = w.shape[3]
         th, tw = (hp - 2) // m, (wp - 2) // m
-        sn, sh, sw, sc = xp.strides
-        tiles = as_strided(xp, (n, th, tw, t, t, c), (sn, m * sh, m * sw, sh, sw, sc),
-                           writeable=False)
+        tiles = self._tile_view(xp, th, tw)
         u = self.filter_transform(w, groups)
         b, a = self._matrix("B", xp.dtype), self._matrix("A", xp.dtype)
         y = np.empty((n, th * m, tw * m, c_out), dtype=xp.dtype)
@@ -132,11 +148,7 @@ class Winograd:
             for n0, n1, h0, h1 in chunks:
                 nb, rh = n1 - n0, h1 - h0
                 count = nb * rh * tw
-                d = scratch("winograd.d", (t, t, nb, rh, tw, c), xp.dtype)
-                np.copyto(d, tiles[n0:n1, h0:h1].transpose(3, 4, 0, 1, 2, 5))
-                v = np.matmul(b, d.reshape(t * t, -1),
-                              out=scratch("winograd.v", (t * t, count * c), xp.dtype))
-                v = v.reshape(t * t, count, groups, c // groups)
+                v = self._input_transform(b, tiles[n0:n1, h0:h1], groups)
                 if groups == 1:
                     prod = np.matmul(v[:, :, 0], u[:, 0], out=scratch(
                         "winograd.prod", (t * t, count, c_out), xp.dtype))
@@ -173,9 +185,7 @@ class Winograd:
             grown = np.zeros((n, th * m, tw * m, c_out), dtype=g.dtype)
             grown[:, :g.shape[1], :g.shape[2]] = g
             g = grown
-        sn, sh, sw, sc = xp.strides
-        tiles = as_strided(xp, (n, th, tw, t, t, c), (sn, m * sh, m * sw, sh, sw, sc),
-                           writeable=False)
+        tiles = self._tile_view(xp, th, tw)
         b, a_t = self._matrix("B", xp.dtype), self._matrix("A", xp.dtype).T
         tile_bytes = t * t * 2 * (c + c_out) * xp.itemsize
         budget = min(workspace_budget(g.nbytes), max(CHUNK_BYTES, CHUNK_TILES * tile_bytes))
@@ -186,11 +196,7 @@ class Winograd:
             for n0, n1, h0, h1 in chunks:
                 nb, rh = n1 - n0, h1 - h0
                 count = nb * rh * tw
-                d = scratch("winograd.d", (t, t, nb, rh, tw, c), xp.dtype)
-                np.copyto(d, tiles[n0:n1, h0:h1].transpose(3, 4, 0, 1, 2, 5))
-                v = np.matmul(b, d.reshape(t * t, -1),
-                              out=scratch("winograd.v", (t * t, count * c), xp.dtype))
-                v = v.reshape(t * t, count, groups, cg)
+                v = self._input_transform(b, tiles[n0:n1, h0:h1], groups)
                 gt = scratch("winograd.gt", (m, m, nb, rh, tw, c_out), g.dtype)
                 np.copyto(gt, g[n0:n1, h0 * m:h1 * m].reshape(nb, rh, m, tw, m, c_out)
                           .transpose(2, 4, 0, 1, 3, 5))
