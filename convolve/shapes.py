@@ -84,8 +84,28 @@ def conv2d_output_shape(
     return geometry.output_shape
 
 
+class _Batched:
+    """What every geometry derives from its input shape, output size and channel count."""
+
+    input_shape: tuple[int, ...]
+    out_hw: tuple[int, int]
+
+    @property
+    def out_channels(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def batched(self) -> bool:
+        return len(self.input_shape) == 4
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        shape = (*self.out_hw, self.out_channels)
+        return (self.input_shape[0], *shape) if self.batched else shape
+
+
 @dataclass(frozen=True)
-class ConvGeometry:
+class ConvGeometry(_Batched):
     """Every size of one conv2d call, validated."""
 
     input_shape: tuple[int, ...]
@@ -97,13 +117,8 @@ class ConvGeometry:
     out_hw: tuple[int, int]
 
     @property
-    def batched(self) -> bool:
-        return len(self.input_shape) == 4
-
-    @property
-    def output_shape(self) -> tuple[int, ...]:
-        shape = (*self.out_hw, self.weight_shape[3])
-        return (self.input_shape[0], *shape) if self.batched else shape
+    def out_channels(self) -> int:
+        return self.weight_shape[3]
 
 
 def _check_operands(input_shape: tuple[int, ...], weight_shape: tuple[int, ...],
@@ -152,7 +167,7 @@ def conv_geometry(
 
 
 @dataclass(frozen=True)
-class ConvTransposeGeometry:
+class ConvTransposeGeometry(_Batched):
     """Every size of one conv_transpose2d call, validated.
 
     ``output_padding`` is the effective one (for ``padding="same"`` it is derived).
@@ -168,13 +183,8 @@ class ConvTransposeGeometry:
     out_hw: tuple[int, int]
 
     @property
-    def batched(self) -> bool:
-        return len(self.input_shape) == 4
-
-    @property
-    def output_shape(self) -> tuple[int, ...]:
-        shape = (*self.out_hw, self.weight_shape[2] * self.groups)
-        return (self.input_shape[0], *shape) if self.batched else shape
+    def out_channels(self) -> int:
+        return self.weight_shape[2] * self.groups
 
     @property
     def transposed(self) -> ConvGeometry:
@@ -241,7 +251,7 @@ def conv_transpose_geometry(
 
 
 @dataclass(frozen=True)
-class PoolGeometry:
+class PoolGeometry(_Batched):
     """Every size of one pooling call, validated.
 
     ``overhang``: pixels past the padded input's bottom and right edge that ceil_mode's last
@@ -257,13 +267,8 @@ class PoolGeometry:
     out_hw: tuple[int, int]
 
     @property
-    def batched(self) -> bool:
-        return len(self.input_shape) == 4
-
-    @property
-    def output_shape(self) -> tuple[int, ...]:
-        shape = (*self.out_hw, self.input_shape[-1])
-        return (self.input_shape[0], *shape) if self.batched else shape
+    def out_channels(self) -> int:
+        return self.input_shape[-1]
 
 
 def pool_output_size(
