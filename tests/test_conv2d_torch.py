@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 import convolve
 from convolve import Tensor
 from tests.strategies import ALGORITHM_LIMITS, conv_cases
-from tests.torch_ref import conv2d_with_grads
+from tests.torch_ref import assert_output_and_grads, conv2d_with_grads
 
 TOLERANCE = {np.float64: 1e-9, np.float32: 1e-4}
 
@@ -21,13 +21,7 @@ def check_against_torch(case, dtype, algorithm="auto"):
     g = np.random.default_rng(0).standard_normal(y.shape).astype(dtype)
     y.backward(g)
     expected, grads = conv2d_with_grads(case.x, case.w, case.b, g, **case.kwargs)
-    assert y.dtype == dtype
-    np.testing.assert_allclose(y.data, expected, rtol=tol, atol=tol)
-    for name, ours, theirs in zip("xwb", (x, w, b), grads):
-        if ours is not None:
-            assert ours.grad.dtype == dtype
-            np.testing.assert_allclose(ours.grad, theirs, rtol=tol, atol=tol,
-                                       err_msg=f"d{name}")
+    assert_output_and_grads(y, (x, w, b), expected, grads, dtype, tol)
 
 
 @pytest.mark.parametrize("algorithm", list(ALGORITHM_LIMITS))

@@ -9,7 +9,7 @@ import convolve
 from convolve import Tensor
 from tests.reference import transpose_pads_for
 from tests.strategies import conv_transpose_cases
-from tests.torch_ref import conv_transpose2d_with_grads
+from tests.torch_ref import assert_output_and_grads, conv_transpose2d_with_grads
 
 TOLERANCE = {np.float64: 1e-9, np.float32: 1e-4}
 
@@ -28,13 +28,7 @@ def check_against_torch(case, algorithm="auto"):
     expected, grads = conv_transpose2d_with_grads(
         case.x, case.w, case.b, g, pads=pads, output_padding=extra, stride=k["stride"],
         dilation=k["dilation"], groups=k["groups"])
-    assert y.dtype == dtype
-    np.testing.assert_allclose(y.data, expected, rtol=tol, atol=tol)
-    for name, ours, theirs in zip("xwb", (x, w, b), grads):
-        if ours is not None:
-            assert ours.grad.dtype == dtype
-            np.testing.assert_allclose(ours.grad, theirs, rtol=tol, atol=tol,
-                                       err_msg=f"d{name}")
+    assert_output_and_grads(y, (x, w, b), expected, grads, dtype, tol)
 
 
 @pytest.mark.parametrize("algorithm", ["gemm", "direct"])

@@ -94,3 +94,14 @@ def conv_transpose2d_with_grads(x, w, b, g, *, pads, output_padding, stride, dil
     grads = (nhwc(xt.grad), wt.grad.numpy().transpose(2, 3, 1, 0),
              None if bt is None else bt.grad.numpy())
     return nhwc(y), grads
+
+
+def assert_output_and_grads(y, inputs, expected, grads, dtype, tol):
+    """``y`` equals ``expected`` and each Tensor input's grad equals PyTorch's, in ``dtype``."""
+    assert y.dtype == dtype
+    np.testing.assert_allclose(y.data, expected, rtol=tol, atol=tol)
+    for name, ours, theirs in zip("xwb", inputs, grads):
+        if ours is not None:
+            assert ours.grad.dtype == dtype
+            np.testing.assert_allclose(ours.grad, theirs, rtol=tol, atol=tol,
+                                       err_msg=f"d{name}")
