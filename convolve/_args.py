@@ -27,6 +27,8 @@ def describe(value: Any) -> str:
 
 def is_int(value: Any) -> bool:
     """An integer of any kind (NumPy's included), but not a bool."""
+    if type(value) is int:  # the common case, without the abstract-class check
+        return True
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 

@@ -35,9 +35,14 @@ from convolve.ops.algorithms._common import (
 
 # Chunks of tiles small enough to stay in cache through the three products (measured:
 # 1-4 MB chunks ran 1.2-1.5x faster than whole batches), but of at least CHUNK_TILES tiles
-# so that the batched channel products stay efficient GEMMs.
+# so that the batched channel products stay efficient GEMMs: each product re-packs its
+# (C_in, C_out) transformed filter, which with 16 tiles per chunk took longer than the
+# multiplications (8x14x14x256->256: 41 ms in chunks of 16 tiles, 16 ms in chunks of 64).
+# Chunks never hold fewer tiles than that to split the work evenly over the threads, and
+# their workspace stays within the larger of the usual budget and WORKSPACE_FLOOR.
 CHUNK_BYTES = 4 << 20
-CHUNK_TILES = 128
+CHUNK_TILES = 256
+WORKSPACE_FLOOR = 32 << 20
 
 _MATRICES = {
     2: (
@@ -75,7 +80,9 @@ class Winograd:
     def filter_transform(self, w: np.ndarray, groups: int) -> np.ndarray:
         """``w: (3, 3, cg, groups * og)`` -> ``U: ((m + 2)^2, groups, cg, og)``."""
         _, _, cg, c_out = w.shape
-        u = self._matrix("G", w.dtype) @ w.reshape(9, cg * c_out)
+        u = np.matmul(self._matrix("G", w.dtype), w.reshape(9, cg * c_out),
+                      out=scratch("winograd.u", (self._kron["G"].shape[0], cg * c_out),
+                                  w.dtype))
         return u.reshape(-1, cg, groups, c_out // groups).transpose(0, 2, 1, 3)
 
     def forward(self, xp: np.ndarray, w: np.ndarray, *, stride: tuple[int, int],
@@ -111,6 +118,19 @@ class Winograd:
         m = self.m
         return -(-out_hw[0] // m) * m + 2, -(-out_hw[1] // m) * m + 2
 
+    def _chunks(self, n: int, th: int, tw: int, c: int, c_out: int, itemsize: int,
+                output_bytes: int) -> list[tuple[int, int, int, int]]:
+        """``(n0, n1, h0, h1)`` blocks of tile rows for ``run_chunks``: about
+        ``CHUNK_BYTES`` of workspace, at least ``CHUNK_TILES`` tiles unless that leaves a
+        thread idle, and all threads' chunks within the workspace budget."""
+        t = self.m + 2
+        tile_bytes = t * t * 2 * (c + c_out) * itemsize
+        tiles = max(CHUNK_TILES, CHUNK_BYTES // tile_bytes)
+        tiles = min(tiles, -(-n * th * tw // _common.THREADS))
+        budget = max(workspace_budget(output_bytes), WORKSPACE_FLOOR) // _common.THREADS
+        tiles = max(tw, min(tiles, budget // tile_bytes))
+        return list(blocks(n, th, tw * tile_bytes, tiles * tile_bytes))
+
     def _tile_view(self, xp: np.ndarray, th: int, tw: int) -> np.ndarray:
         """A read-only view ``(N, th, tw, m + 2, m + 2, C)`` of the overlapping input tiles."""
         m, t = self.m, self.m + 2
@@ -140,9 +160,6 @@ class Winograd:
         u = self.filter_transform(w, groups)
         b, a = self._matrix("B", xp.dtype), self._matrix("A", xp.dtype)
         y = np.empty((n, th * m, tw * m, c_out), dtype=xp.dtype)
-        tile_bytes = t * t * 2 * (c + c_out) * xp.itemsize
-        budget = min(workspace_budget(y.nbytes),
-                     max(CHUNK_BYTES, CHUNK_TILES * tile_bytes))
 
         def run(chunks: list[tuple[int, int, int, int]]) -> None:
             for n0, n1, h0, h1 in chunks:
@@ -160,7 +177,7 @@ class Winograd:
                 target = y[n0:n1, h0 * m:h1 * m].reshape(nb, rh, m, tw, m, c_out)
                 np.copyto(target, out.transpose(2, 3, 0, 4, 1, 5))
 
-        run_chunks(run, list(blocks(n, th, tw * tile_bytes, budget // _common.THREADS)))
+        run_chunks(run, self._chunks(n, th, tw, c, c_out, xp.itemsize, y.nbytes))
         return y
 
     def grad_weight(self, xp: np.ndarray, g: np.ndarray, *, w_shape: tuple[int, ...],
@@ -187,8 +204,6 @@ class Winograd:
             g = grown
         tiles = self._tile_view(xp, th, tw)
         b, a_t = self._matrix("B", xp.dtype), self._matrix("A", xp.dtype).T
-        tile_bytes = t * t * 2 * (c + c_out) * xp.itemsize
-        budget = min(workspace_budget(g.nbytes), max(CHUNK_BYTES, CHUNK_TILES * tile_bytes))
         partials: list[np.ndarray] = []
 
         def run(chunks: list[tuple[int, int, int, int]]) -> None:
@@ -206,7 +221,7 @@ class Winograd:
                 du += np.matmul(v.transpose(0, 2, 3, 1), dm.transpose(0, 2, 1, 3))
             partials.append(du)
 
-        run_chunks(run, list(blocks(n, th, tw * tile_bytes, budget // _common.THREADS)))
+        run_chunks(run, self._chunks(n, th, tw, c, c_out, xp.itemsize, g.nbytes))
         du = sum(partials[1:], partials[0])
         dw = self._matrix("G", xp.dtype).T @ du.transpose(0, 2, 1, 3).reshape(t * t, -1)
         return dw.reshape(w_shape)
