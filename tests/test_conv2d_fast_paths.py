@@ -98,3 +98,24 @@ def test_banded_products_match_reference(dilation):
     kwargs = dict(padding="same", padding_mode="reflect", groups=2, dilation=dilation)
     y = convolve.conv2d(x, w, algorithm="direct", **kwargs)
     np.testing.assert_allclose(y, reference.conv2d(x, w, **kwargs), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("size, channels", [(34, 16), (14, 64), (13, 32), (10, 16)])
+def test_auto_3x3_choices_stay_accurate_in_float32(size, channels):
+    """Where auto picks Winograd (F(4x4) from 12x12, F(2x2) from 10x10, whole tiles
+    over the edges, chunks over threads), the float32 output and both gradients stay
+    within 1e-4 of the largest value of a float64 gemm."""
+    rng = np.random.default_rng(size)
+    x = rng.standard_normal((2, size, size, channels))
+    w = rng.standard_normal((3, 3, channels, channels)) / (3 * np.sqrt(channels))
+    g = rng.standard_normal((2, size, size, channels))
+    results = []
+    for dtype, algorithm in ((np.float64, "gemm"), (np.float32, "auto")):
+        xt = convolve.Tensor(x.astype(dtype), requires_grad=True)
+        wt = convolve.Tensor(w.astype(dtype), requires_grad=True)
+        y = convolve.conv2d(xt, wt, padding="same", algorithm=algorithm)
+        y.backward(g.astype(dtype))
+        results.append((y.data, xt.grad, wt.grad))
+    for expected, got in zip(*results):
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4 * np.abs(expected).max())

@@ -35,28 +35,28 @@ def select_algorithm(name: str, geometry: ConvGeometry) -> Any:
     """The algorithm for ``name``: a module with ``forward``, ``grad_input`` and
     ``grad_weight``; for ``"auto"`` a :class:`Plan` picking each pass by shape.
 
-    The auto table, from single-thread CPU times on the 2-core benchmark machine (ms; 3x3
-    stride 1 pad 1; F4/F2 = Winograd F(4x4)/F(2x2), shift = shift_gemm; the machine was
-    shared, so each figure is the best of several runs and good to ~20%):
+    The auto table, from single-thread CPU times on the 2-core benchmark machine (ms,
+    forward / input gradient / weight gradient; 3x3 stride 1 pad 1; F4/F2 = Winograd
+    F(4x4)/F(2x2); the machine was shared, so figures are good to ~20%):
 
-    ==================  ===========================  ==================  ==================
-    N,H,W,C->K          forward                      input gradient      weight gradient
-    ==================  ===========================  ==================  ==================
-    64,32,32,3->32      gemm 4.6, F4 7.9 -> gemm     gemm 5.7            gemm 5.3
-    64,32,32,32->32     gemm 34, shift 27, F4 17     gemm 50, F4 25      gemm 32, F4 19
-    8,56,56,64->64      gemm 25, shift 28, F4 14     gemm 41, F4 20      gemm 32, F4 17
-    8,28,28,128->128    gemm 22, F2 14, F4 11        gemm 33, F4 17      gemm 27, F4 13
-    8,14,14,256->256    gemm 21, F4 15, F2 15        gemm 31, F2 27      gemm 26, F2 22
-    8,7,7,512->512      gemm 23, F2 27, F4 29        gemm 31, F2 61      gemm 29, F2 44
-    64,28,28,1->32      gemm 2.1, direct 28          (first layers: gemm throughout)
-    ==================  ===========================  ==================  ==================
+    ==================  ==============  ==============  ==============  ==============
+    N,H,W,C->K          gemm            F4              F2              chosen
+    ==================  ==============  ==============  ==============  ==============
+    64,32,32,3->32      6.1/7.5/6.4     11/22/13        12/27/16        gemm
+    64,32,32,32->32     33/58/24        24/26/20        32/37/30        F4
+    8,56,56,64->64      26/39/27        16/22/18        21/24/22        F4
+    8,28,28,128->128    24/32/26        14/20/15        18/23/19        F4
+    8,14,14,256->256    26/32/28        17/18/19        18/24/18        F4
+    8,7,7,512->512      26/31/31        24/44/37        23/39/31        gemm
+    ==================  ==============  ==============  ==============  ==============
 
     - 3x3, stride 1, dilation 1, at least ``WINOGRAD_MIN_CHANNELS`` channels per group:
-      Winograd F(4x4) when both output sides are >= 24 and its 4x4 tiles overhang the
-      output by at most 5% (34x34: F(2x2) 27 ms, F(4x4) 30), F(2x2) when >= 8 (small tile
-      counts make F(4x4) lose below), else ``gemm``. The weight gradient follows the
-      forward's choice; the input gradient (a 3x3 stride-1 convolution of the output
-      gradient) the same rule with the channels swapped;
+      Winograd F(4x4) when both output sides are >= 12 and its 4x4 tiles overhang the
+      output by at most 15% (14x14 runs as 16x16), F(2x2) when >= 10, else ``gemm``
+      (at 7x7 and its 9x9 input gradient the tiles' overhang costs what Winograd
+      saves). The weight gradient follows the forward's choice; the input gradient (a
+      3x3 stride-1 convolution of the output gradient) the same rule with the channels
+      swapped;
     - one input and one output channel per group (single-channel filtering, depthwise):
       ``direct`` (shift-and-add in row blocks that stay in cache; rank-one kernels in a
       column and a row pass; one kernel shared by all channels from 4x4 as banded GEMMs),
@@ -117,11 +117,11 @@ def _winograd_for(geometry: ConvGeometry, channels: int, out_hw: tuple[int, ...]
     if (geometry.weight_shape[:2] != (3, 3) or geometry.stride != (1, 1)
             or geometry.dilation != (1, 1) or channels < WINOGRAD_MIN_CHANNELS):
         return None
-    if min(out_hw) < 8:
+    if min(out_hw) < 10:
         return None
-    # F(4x4) wherever its whole tiles cover at most 5% more pixels than the output.
+    # F(4x4) wherever its whole tiles cover at most 15% more pixels than the output.
     waste = max(-(-side // 4) * 4 / side for side in out_hw)
-    return winograd.F4 if min(out_hw) >= 24 and waste <= 1.05 else winograd.F2
+    return winograd.F4 if min(out_hw) >= 12 and waste <= 1.15 else winograd.F2
 
 
 def conv2d(
