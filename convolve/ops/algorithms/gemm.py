@@ -45,11 +45,11 @@ CHUNK_BYTES = 1 << 20
 CHUNK_PIXELS = 512
 
 
-def _chunk_list(xp: np.ndarray, kernel: tuple[int, int], out_hw: tuple[int, int],
-                output_bytes: int) -> list[tuple[int, int, int, int]]:
-    """The ``(n0, n1, h0, h1)`` output-row blocks, each one patch matrix."""
-    n, c = xp.shape[0], xp.shape[3]
-    k_bytes = kernel[0] * kernel[1] * c * xp.itemsize
+def _chunk_list(n: int, c: int, itemsize: int, kernel: tuple[int, int],
+                out_hw: tuple[int, int], output_bytes: int) -> list[tuple[int, int, int, int]]:
+    """The ``(n0, n1, h0, h1)`` output-row blocks, each one patch matrix of ``M`` rows of
+    ``KH * KW * C_in`` values."""
+    k_bytes = kernel[0] * kernel[1] * c * itemsize
     pixels = max(CHUNK_PIXELS, CHUNK_BYTES // k_bytes)
     budget = min(pixels * k_bytes, workspace_budget(output_bytes) // _common.THREADS)
     return list(blocks(n, out_hw[0], out_hw[1] * k_bytes, budget))
@@ -90,7 +90,7 @@ def forward(xp: np.ndarray, w: np.ndarray, *, stride: tuple[int, int],
             else:
                 target[...] = np.matmul(patches, wmat).transpose(1, 0, 2).reshape(-1, c_out)
 
-    run_chunks(run, _chunk_list(xp, w.shape[:2], out_hw, y.nbytes))
+    run_chunks(run, _chunk_list(n, xp.shape[3], xp.itemsize, w.shape[:2], out_hw, y.nbytes))
     return y
 
 
@@ -114,7 +114,8 @@ def grad_weight(xp: np.ndarray, g: np.ndarray, *, w_shape: tuple[int, ...],
             dw += np.matmul(patches.transpose(0, 2, 1), gblock)
         partials.append(dw)
 
-    run_chunks(run, _chunk_list(xp, (kh, kw), out_hw, g.nbytes))
+    run_chunks(run, _chunk_list(xp.shape[0], xp.shape[3], xp.itemsize, (kh, kw), out_hw,
+                                 g.nbytes))
     dw = sum(partials[1:], partials[0])
     return dw.reshape(groups, kh, kw, cg, og).transpose(1, 2, 3, 0, 4).reshape(w_shape)
 
@@ -139,22 +140,33 @@ def grad_input(g: np.ndarray, w: np.ndarray, *, xp_shape: tuple[int, ...],
     phases = {(a, b): np.zeros((c, n, -(-(hp - a) // sh), -(-(wp - b) // sw)), g.dtype)
               for a in range(sh) for b in range(sw)}
     wmat = _weight_matrix(w, groups)  # (groups, K, og)
-    row_bytes = out_w * kh * kw * c * g.itemsize
-    for n0, n1, h0, h1 in blocks(n, out_h, row_bytes, workspace_budget(g.nbytes)):
-        gblock = g[n0:n1, h0:h1].reshape(-1, groups, og).transpose(1, 2, 0)
-        cols = np.matmul(wmat, gblock, out=scratch(
-            "gemm.cols", (groups, kh * kw * cg, gblock.shape[2]), g.dtype))
-        cols = cols.reshape(groups, kh, kw, cg, n1 - n0, h1 - h0, out_w)
-        for r in range(kh):
-            for s in range(kw):
-                u, v = r * dilation[0], s * dilation[1]
-                phase = phases[u % sh, v % sw]
-                i0, j0 = h0 + u // sh, v // sw
-                phase[:, n0:n1, i0:i0 + h1 - h0, j0:j0 + out_w] += cols[:, r, s].reshape(
-                    c, n1 - n0, h1 - h0, out_w)
     dxp = np.empty(xp_shape, dtype=g.dtype)
-    for (a, b), phase in phases.items():
-        dxp[:, a::sh, b::sw] = phase.transpose(1, 2, 3, 0)
+    images: dict[int, list[tuple[int, int, int, int]]] = {}
+    # Large chunks: the adds run one NumPy call per tap and chunk.
+    row_bytes = out_w * kh * kw * c * g.itemsize
+    for chunk in blocks(n, out_h, row_bytes, workspace_budget(g.nbytes) // _common.THREADS):
+        images.setdefault(chunk[0], []).append(chunk)
+
+    def run(parts: list[list[tuple[int, int, int, int]]]) -> None:
+        """Whole images per thread: row blocks of one image overlap where they add."""
+        for chunks in parts:
+            for n0, n1, h0, h1 in chunks:
+                gblock = g[n0:n1, h0:h1].reshape(-1, groups, og).transpose(1, 2, 0)
+                cols = np.matmul(wmat, gblock, out=scratch(
+                    "gemm.cols", (groups, kh * kw * cg, gblock.shape[2]), g.dtype))
+                cols = cols.reshape(groups, kh, kw, cg, n1 - n0, h1 - h0, out_w)
+                for r in range(kh):
+                    for s in range(kw):
+                        u, v = r * dilation[0], s * dilation[1]
+                        phase = phases[u % sh, v % sw]
+                        i0, j0 = h0 + u // sh, v // sw
+                        phase[:, n0:n1, i0:i0 + h1 - h0, j0:j0 + out_w] += cols[
+                            :, r, s].reshape(c, n1 - n0, h1 - h0, out_w)
+            n0, n1 = chunks[0][0], chunks[-1][1]
+            for (a, b), phase in phases.items():
+                dxp[n0:n1, a::sh, b::sw] = phase[:, n0:n1].transpose(1, 2, 3, 0)
+
+    run_chunks(run, list(images.values()))
     return dxp
 
 
