@@ -60,6 +60,18 @@ _MATRICES = {
 }
 
 
+def _placed(a: np.ndarray, size: tuple[int, int], at: tuple[int, int],
+            slot: str) -> np.ndarray:
+    """``a: (N, H, W, C)`` at rows/columns ``at`` of a zero ``(N, *size, C)`` scratch array
+    (only the border is zeroed: a fresh array's page faults cost as much as the copy)."""
+    n, h, w, c = a.shape
+    (i, j), (hh, ww) = at, size
+    out = scratch(slot, (n, hh, ww, c), a.dtype)
+    out[:, :i], out[:, i + h:], out[:, i:i + h, :j], out[:, i:i + h, j + w:] = 0, 0, 0, 0
+    out[:, i:i + h, j:j + w] = a
+    return out
+
+
 class Winograd:
     """The F(m x m, 3 x 3) algorithm, with the module interface of every conv method."""
 
@@ -89,12 +101,10 @@ class Winograd:
                 dilation: tuple[int, int], groups: int,
                 out_hw: tuple[int, int]) -> np.ndarray:
         self._check(w.shape[:2], stride, dilation)
-        n, hp, wp, c = xp.shape
+        hp, wp = xp.shape[1:3]
         grid = self._grid(out_hw)
         if (hp, wp) != grid:
-            grown = np.zeros((n, *grid, c), dtype=xp.dtype)
-            grown[:, :hp, :wp] = xp
-            xp = grown
+            xp = _placed(xp, grid, (0, 0), "winograd.input")
         y = self._tiles(xp, w, groups)
         if y.shape[1:3] != tuple(out_hw):
             y = np.ascontiguousarray(y[:, :out_hw[0], :out_hw[1]])
@@ -107,9 +117,7 @@ class Winograd:
         whole tiles), correlated with the flipped kernel whose in/out channels are
         swapped."""
         self._check(w.shape[:2], stride, dilation)
-        n, ho, wo, c_out = g.shape
-        gp = np.zeros((n, *self._grid(xp_shape[1:3]), c_out), dtype=g.dtype)
-        gp[:, 2:2 + ho, 2:2 + wo] = g
+        gp = _placed(g, self._grid(xp_shape[1:3]), (2, 2), "winograd.input")
         dxp = self._tiles(gp, transposed_kernel(w, groups), groups)
         return dxp[:, :xp_shape[1], :xp_shape[2]]
 
@@ -194,14 +202,10 @@ class Winograd:
         cg, og = c // groups, c_out // groups
         grid = self._grid(g.shape[1:3])
         if (hp, wp) != grid:
-            grown = np.zeros((n, *grid, c), dtype=xp.dtype)
-            grown[:, :hp, :wp] = xp[:, :grid[0], :grid[1]]
-            xp = grown
+            xp = _placed(xp[:, :grid[0], :grid[1]], grid, (0, 0), "winograd.input")
         th, tw = (grid[0] - 2) // m, (grid[1] - 2) // m
         if g.shape[1:3] != (th * m, tw * m):
-            grown = np.zeros((n, th * m, tw * m, c_out), dtype=g.dtype)
-            grown[:, :g.shape[1], :g.shape[2]] = g
-            g = grown
+            g = _placed(g, (th * m, tw * m), (0, 0), "winograd.gradient")
         tiles = self._tile_view(xp, th, tw)
         b, a_t = self._matrix("B", xp.dtype), self._matrix("A", xp.dtype).T
         partials: list[np.ndarray] = []
