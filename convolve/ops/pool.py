@@ -164,9 +164,9 @@ def _max_tiled_backward(grad: np.ndarray, index: np.ndarray, g: PoolGeometry,
     return dxp
 
 
-# Input bytes per block of the 2x2 path. Each block is a dozen NumPy calls on strided
-# views, and each call on a strided view costs microseconds: blocks of 64 KB took 4x longer
-# than blocks of 1 MB (64x32x32x32 forward+backward).
+# Input bytes per block of the 2x2 path. Each block is a few NumPy calls on strided views,
+# and each such call costs microseconds: with 64 KB blocks 64x32x32x32 forward+backward
+# took twice as long as with 1 MB ones; 4 MB blocks were no faster (noisy 2-core machine).
 PAIR_BLOCK_BYTES = 1 << 20
 
 
@@ -188,8 +188,8 @@ def _max_2x2(x: np.ndarray) -> np.ndarray | None:
     """``(N, H // 2, W // 2, C)``: the maxima of the 2x2 stride-2 windows of
     ``x: (N, H, W, C)``; None when one is NaN (the general path keeps PyTorch's NaN rule).
 
-    Per block, the maximum of each row pair (long contiguous rows), then of each column
-    pair: two passes, none over the whole array at once."""
+    Per block, on ``parallel``'s threads: the maximum of each row pair (long contiguous
+    rows), then of each column pair. Nothing else is kept for the backward."""
     out_hw = (x.shape[1] // 2, x.shape[2] // 2)
     windows = _pairs(x, out_hw)
     y = np.empty((x.shape[0], *out_hw, x.shape[3]), dtype=x.dtype)
@@ -217,8 +217,8 @@ def _max_2x2_backward(grad: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndar
     Recomputed from ``x`` and ``y`` rather than kept from the forward: per block, where
     ``x`` equals its window's maximum (``y`` spread over the window once), ties reduced
     to the first, then ``grad`` spread the same way times that mask; each pass reads or
-    writes the block in order. Ties (common after a ReLU) cost three more passes over
-    the mask, only in blocks that have one."""
+    writes the block in order. Ties (common after a ReLU) cost six passes over the mask
+    (``_first_of_ties``), only in blocks that have one."""
     out_hw = grad.shape[1:3]
     dx = np.empty(x.shape, dtype=grad.dtype)
     windows, dwindows = _pairs(x, out_hw), _pairs(dx, out_hw)
@@ -314,7 +314,7 @@ def max_pool2d(
     tiled = (not pairs and _tiled(g) and needs_grad(x)
              and (found := _max_tiled(xp, g)) is not None)
     if pairs:
-        index = xp  # the backward finds the maxima again in the (unpadded) input
+        index = None  # the backward finds the maxima again in the (unpadded) input
     elif tiled:
         y, index = found
     elif needs_grad(x):
@@ -327,7 +327,8 @@ def max_pool2d(
     def backward(grad: np.ndarray) -> tuple[np.ndarray]:
         g4 = grad if g.batched else grad[None]
         if pairs:
-            dxp = _max_2x2_backward(g4.astype(xa.dtype, copy=False), index, y)
+            dxp = _max_2x2_backward(g4.astype(xa.dtype, copy=False),
+                                    xa if g.batched else xa[None], y)
         elif tiled:
             dxp = _max_tiled_backward(g4.astype(xa.dtype, copy=False), index, g, xp_shape)
         else:
