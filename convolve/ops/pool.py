@@ -201,7 +201,7 @@ def _max_2x2(x: np.ndarray) -> np.ndarray | None:
             rows = scratch("pool.max_2x2.rows", (n1 - n0, h1 - h0, *xb.shape[3:]), x.dtype)
             np.maximum(xb[:, :, 0], xb[:, :, 1], out=rows)
             yb = np.maximum(rows[..., 0, :], rows[..., 1, :], out=y[n0:n1, h0:h1])
-            if np.isnan(yb.max()):
+            if np.isnan(yb.max(initial=-np.inf)):
                 nan.append(True)
                 return
 
