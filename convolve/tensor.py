@@ -218,13 +218,14 @@ class Tensor:
 
 
 def _fresh(pg: np.ndarray, incoming: np.ndarray, parent_grads: Sequence[Any]) -> bool:
-    """Whether a leaf may keep ``pg`` as its ``grad`` uncopied: a writeable array owning
-    its memory, neither the incoming gradient (which may be the caller's array) nor given
-    to another parent. Views are copied: they may share memory with either. Backwards
-    keep no reference to what they return, so nothing else can change it; a leaf's
-    gradient stored this way saves a copy of its size (8 MB for 64x32x32x32 float32)."""
-    return (pg.flags.owndata and pg.flags.writeable and pg is not incoming
-            and sum(other is pg for other in parent_grads) == 1)
+    """Whether a leaf may keep ``pg`` as its ``grad`` uncopied: a writeable C-ordered array
+    owning its memory (as a copy would be), neither the incoming gradient (which may be
+    the caller's array) nor given to another parent. Views are copied: they may share
+    memory with either. Backwards keep no reference to what they return, so nothing else
+    can change it; a leaf's gradient stored this way saves a copy of its size (8 MB for
+    64x32x32x32 float32)."""
+    return (pg.flags.owndata and pg.flags.writeable and pg.flags.c_contiguous
+            and pg is not incoming and sum(other is pg for other in parent_grads) == 1)
 
 
 def _topological_order(root: Tensor) -> list[Tensor]:

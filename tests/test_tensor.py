@@ -144,6 +144,10 @@ def test_leaf_grad_from_a_backward_is_kept_uncopied_unless_shared():
         np.ones(3))
     assert x.grad.flags.writeable
     np.testing.assert_array_equal(x.grad, [3.0, 3.0, 3.0])
+    m = Tensor(np.zeros((2, 3)), requires_grad=True)
+    record(m.data * 2.0, (m,), lambda g: (np.asfortranarray(g * 2.0),)).backward(
+        np.ones((2, 3)))
+    assert m.grad.flags.c_contiguous  # as a copy would be
 
 
 def test_deep_chain_has_no_recursion_limit():
