@@ -198,3 +198,12 @@ def test_input_of_wrong_rank(pool):
 def test_bad_padding_string():
     with raises(ValueError, "padding must be one of 'valid', 'same', 'full'"):
         convolve.max_pool2d(X, 2, padding="half")
+
+
+@pytest.mark.parametrize("shape", [(1, 4, 4, 0), (0, 4, 4, 2)])
+def test_max_pool_2x2_of_an_empty_batch_or_no_channels(shape):
+    x = Tensor(np.zeros(shape, np.float32), requires_grad=True)
+    y = convolve.max_pool2d(x, 2)
+    assert y.shape == (shape[0], 2, 2, shape[3])
+    y.backward(np.zeros(y.shape, np.float32))
+    assert x.grad.shape == shape

@@ -72,3 +72,49 @@ def test_global_pools_match_torch(kind):
     y.backward(g)
     np.testing.assert_allclose(y.data, nhwc(yt)[:, 0, 0], rtol=1e-12)
     np.testing.assert_allclose(xa.grad, nhwc(xt.grad), rtol=1e-12)
+
+
+def _pool_2x2_inputs():
+    """Inputs for the 2x2 stride-2 path: ties everywhere, all-equal and ReLU-zero windows,
+    signed zeros, -inf and NaN, odd sizes, float32 and float64."""
+    rng = np.random.default_rng(2)
+    normal = rng.standard_normal((2, 8, 6, 3))
+    few = rng.integers(-1, 2, (2, 7, 9, 4)).astype(np.float64)  # odd: last row, column unused
+    zeros = np.where(rng.random((1, 6, 6, 2)) < 0.5, 0.0, -0.0)
+    special = rng.standard_normal((1, 6, 8, 3))
+    special[0, 0, :2, 0] = -np.inf
+    special[0, 2:4, 2:4, 1] = -np.inf
+    nan = rng.standard_normal((2, 4, 4, 2))
+    nan[0, 1, 1, 0] = nan[1, 2, 3, 1] = nan[1, 3, 3, 1] = np.nan
+    return {
+        "normal": normal, "relu": np.maximum(normal, 0), "few values": few,
+        "all equal": np.ones((1, 4, 6, 5)), "signed zeros": zeros, "-inf": special,
+        "nan": nan, "float32 few values": few.astype(np.float32),
+        "float32 relu": np.maximum(normal, 0).astype(np.float32),
+    }
+
+
+@pytest.mark.parametrize("name", list(_pool_2x2_inputs()))
+@pytest.mark.parametrize("block_bytes", [None, 1])
+def test_2x2_stride_2_matches_torch_exactly(name, block_bytes, monkeypatch):
+    """The 2x2 path's maxima and first-maximum gradients equal PyTorch's, in one block and
+    in one block per output row split over threads."""
+    from convolve.ops import pool
+    from convolve.ops.algorithms import _common
+
+    if block_bytes is not None:
+        monkeypatch.setattr(pool, "PAIR_BLOCK_BYTES", block_bytes)
+        monkeypatch.setattr(_common, "THREADS", 2)
+    x = _pool_2x2_inputs()[name]
+    xt = Tensor(x, requires_grad=True)
+    y = convolve.max_pool2d(xt, 2)
+    g = np.random.default_rng(3).standard_normal(y.shape).astype(x.dtype)
+    y.backward(g)
+    expected, dx = pool_with_grads("max", x, g, pool_size=2, stride=2, padding=0,
+                                   ceil_mode=False)
+    np.testing.assert_array_equal(y.data, expected)
+    np.testing.assert_array_equal(xt.grad, dx)
+    assert xt.grad.dtype == x.dtype
+    unbatched = Tensor(x[0], requires_grad=True)
+    convolve.max_pool2d(unbatched, 2).backward(g[0])
+    np.testing.assert_array_equal(unbatched.grad, dx[0])

@@ -94,6 +94,62 @@ def test_backward_twice_accumulates_into_grad():
     np.testing.assert_array_equal(a.grad, [4.0])
 
 
+def test_leaf_grad_never_aliases_the_callers_gradient():
+    """A leaf keeps a gradient uncopied only when no one else can reach it: never the
+    caller's array, passed through (add) or viewed (reshape, transpose, getitem-free
+    views), and never one array shared by two leaves."""
+    g = np.array([[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]])  # owns its memory
+    leaf = Tensor(np.zeros((2, 3)), requires_grad=True)
+    a = Tensor(np.zeros((2, 3)), requires_grad=True)
+    b = Tensor(np.zeros(6), requires_grad=True)
+    c = Tensor(np.zeros((3, 2)), requires_grad=True)
+    leaf.backward(g)  # the root itself
+    (a + 1.0).backward(g)  # add returns the incoming gradient as it is
+    b.reshape(2, 3).backward(g)  # a view of it
+    c.T.backward(g)
+    for t in (leaf, a, b, c):
+        assert not np.shares_memory(t.grad, g)
+    p = Tensor(np.zeros(3), requires_grad=True)
+    q = Tensor(np.zeros(3), requires_grad=True)
+    ((p + q) * 2.0).backward(np.ones(3))  # one fresh array sent to both
+    assert not np.shares_memory(p.grad, q.grad)
+    p.grad += 1
+    np.testing.assert_array_equal(q.grad, [2.0, 2.0, 2.0])
+
+
+def test_leaf_grad_from_a_backward_is_kept_uncopied_unless_shared():
+    """A backward's own result becomes the leaf's grad as it is (no copy); the same array
+    returned for two inputs, or a read-only broadcast, is copied for each."""
+    from convolve.tensor import record
+
+    x, y = Tensor(np.zeros(3), requires_grad=True), Tensor(np.zeros(3), requires_grad=True)
+    made = []
+
+    def fresh(g):
+        made.append(g * 2.0)
+        return (made[-1],)
+
+    record(x.data * 2.0, (x,), fresh).backward(np.ones(3))
+    assert x.grad is made[-1]
+
+    def shared(g):
+        t = g * 2.0
+        return t, t
+
+    x.grad = None
+    record(x.data + y.data, (x, y), shared).backward(np.ones(3))
+    assert not np.shares_memory(x.grad, y.grad)
+    x.grad = y.grad = None
+    record(x.data * 2.0, (x,), lambda g: (np.broadcast_to(g.sum(), (3,)),)).backward(
+        np.ones(3))
+    assert x.grad.flags.writeable
+    np.testing.assert_array_equal(x.grad, [3.0, 3.0, 3.0])
+    m = Tensor(np.zeros((2, 3)), requires_grad=True)
+    record(m.data * 2.0, (m,), lambda g: (np.asfortranarray(g * 2.0),)).backward(
+        np.ones((2, 3)))
+    assert m.grad.flags.c_contiguous  # as a copy would be
+
+
 def test_deep_chain_has_no_recursion_limit():
     a = Tensor(np.array(1.0), requires_grad=True)
     out = a

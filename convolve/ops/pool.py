@@ -7,13 +7,15 @@ overhang past the padded input is padded the same way and never counted.
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from convolve import _args
-from convolve.ops.algorithms._common import parallel, scratch, tap_slice
+from convolve.ops.algorithms._common import blocks, parallel, scratch, tap_slice
 from convolve.shapes import PoolGeometry, pool_geometry
 from convolve.tensor import data, needs_grad, record
 
@@ -37,6 +39,8 @@ def _padded(x4: np.ndarray, g: PoolGeometry, fill: float) -> np.ndarray:
 def _unpadded(dxp: np.ndarray, g: PoolGeometry) -> np.ndarray:
     (top, _), (left, _) = g.pads
     h, w = g.input_shape[-3:-1]
+    if dxp.shape[1:3] == (h, w):
+        return dxp  # not a view: Tensor.backward keeps it as a leaf's gradient uncopied
     return dxp[:, top:top + h, left:left + w]
 
 
@@ -160,42 +164,116 @@ def _max_tiled_backward(grad: np.ndarray, index: np.ndarray, g: PoolGeometry,
     return dxp
 
 
-def _max_2x2(x: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]] | None:
-    """2x2 stride-2 windows of ``x: (N, 2 * H_out, 2 * W_out, C)``: the maxima, and where
-    each window's first maximum is, as (bottom row?, right column? in each row).
-
-    Pairs of columns first, then pairs of rows, so that the first maximum in row-major
-    window order wins ties (the right pixel only when strictly greater). In NHWC the
-    column pairs are ``C`` values apart: passes over them run in short inner loops, while
-    row pairs are whole contiguous rows; only two passes are of the short kind. None when
-    a maximum is NaN (the general path keeps PyTorch's NaN rule)."""
-    oh, ow = x.shape[1] // 2, x.shape[2] // 2
-    left, right = x[:, :2 * oh, 0:2 * ow:2], x[:, :2 * oh, 1:2 * ow:2]
-    right_wins = right > left
-    rows = np.maximum(left, right, out=scratch("pool.max_2x2.rows", left.shape, x.dtype))
-    top, bottom = rows[:, 0::2], rows[:, 1::2]
-    bottom_wins = bottom > top
-    y = np.maximum(top, bottom)
-    if np.isnan(y).any():
-        return None
-    return y, (bottom_wins, right_wins)
+# Input bytes per block of the 2x2 path. Each block is a few NumPy calls on strided views,
+# and each such call costs microseconds: with 64 KB blocks 64x32x32x32 forward+backward
+# took twice as long as with 1 MB ones; 4 MB blocks were no faster (noisy 2-core machine).
+PAIR_BLOCK_BYTES = 1 << 20
 
 
-def _max_2x2_backward(grad: np.ndarray, where: tuple[np.ndarray, np.ndarray],
-                      shape: tuple[int, ...]) -> np.ndarray:
-    """Scatter ``grad: (N, H_out, W_out, C)`` to each window's first maximum."""
-    bottom_wins, right_wins = where
-    covered = (shape[1] % 2, shape[2] % 2) == (0, 0)
-    dx = (np.empty if covered else np.zeros)(shape, dtype=grad.dtype)
-    oh, ow = grad.shape[1:3]
-    share = scratch("pool.max_2x2_backward.share", grad.shape, grad.dtype)
-    flags = scratch("pool.max_2x2_backward.flags", grad.shape, bool)
-    for r, rows in ((0, np.logical_not(bottom_wins, out=flags)), (1, bottom_wins)):
-        np.multiply(grad, rows, out=share)
-        right = right_wins[:, r::2]
-        np.multiply(share, right, out=dx[:, r:2 * oh:2, 1:2 * ow:2])
-        np.multiply(share, np.logical_not(right, out=flags), out=dx[:, r:2 * oh:2, 0:2 * ow:2])
+def _pairs(a: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
+    """``(N, H_out, 2, W_out, 2, C)``: the 2x2 stride-2 windows of ``a: (N, H, W, C)``, a
+    view (an odd last row or column is in none). In NHWC a window's two rows are whole
+    contiguous image rows and its two columns are adjacent ``C``-blocks."""
+    (oh, ow), (n, c) = out_hw, (a.shape[0], a.shape[3])
+    return a[:, :2 * oh, :2 * ow].reshape(n, oh, 2, ow, 2, c)
+
+
+def _pair_blocks(x: np.ndarray, out_hw: tuple[int, int]) -> list[tuple[int, int, int, int]]:
+    """``(n0, n1, h0, h1)`` blocks of output rows with about ``PAIR_BLOCK_BYTES`` of input."""
+    (oh, ow), (n, c) = out_hw, (x.shape[0], x.shape[3])
+    return list(blocks(n, oh, 4 * ow * c * x.itemsize, PAIR_BLOCK_BYTES))
+
+
+def _max_2x2(x: np.ndarray) -> np.ndarray | None:
+    """``(N, H // 2, W // 2, C)``: the maxima of the 2x2 stride-2 windows of
+    ``x: (N, H, W, C)``; None when one is NaN (the general path keeps PyTorch's NaN rule).
+
+    Per block, on ``parallel``'s threads: the maximum of each row pair (long contiguous
+    rows), then of each column pair. Nothing else is kept for the backward."""
+    out_hw = (x.shape[1] // 2, x.shape[2] // 2)
+    windows = _pairs(x, out_hw)
+    y = np.empty((x.shape[0], *out_hw, x.shape[3]), dtype=x.dtype)
+    nan = []
+
+    def run(parts: list[tuple[int, int, int, int]]) -> None:
+        for n0, n1, h0, h1 in parts:
+            xb = windows[n0:n1, h0:h1]
+            rows = scratch("pool.max_2x2.rows", (n1 - n0, h1 - h0, *xb.shape[3:]), x.dtype)
+            np.maximum(xb[:, :, 0], xb[:, :, 1], out=rows)
+            yb = np.maximum(rows[..., 0, :], rows[..., 1, :], out=y[n0:n1, h0:h1])
+            if np.isnan(yb.max(initial=-np.inf)):
+                nan.append(True)
+                return
+
+    parallel(run, _pair_blocks(x, out_hw))
+    return None if nan else y
+
+
+def _max_2x2_backward(grad: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``(N, H, W, C)``: ``grad: (N, H // 2, W // 2, C)`` sent to the first maximum, in
+    row-major window order, of each 2x2 window of ``x: (N, H, W, C)`` whose maxima
+    ``_max_2x2`` gave as ``y`` (no NaN).
+
+    Recomputed from ``x`` and ``y`` rather than kept from the forward: per block, where
+    ``x`` equals its window's maximum (``y`` spread over the window once), ties reduced
+    to the first, then ``grad`` spread the same way times that mask; each pass reads or
+    writes the block in order. Ties (common after a ReLU) cost six passes over the mask
+    (``_first_of_ties``), only in blocks that have one."""
+    out_hw = grad.shape[1:3]
+    dx = np.empty(x.shape, dtype=grad.dtype)
+    windows, dwindows = _pairs(x, out_hw), _pairs(dx, out_hw)
+
+    def run(parts: list[tuple[int, int, int, int]]) -> None:
+        for n0, n1, h0, h1 in parts:
+            xb, yb = windows[n0:n1, h0:h1], y[n0:n1, h0:h1]
+            spread = scratch("pool.max_2x2_backward.spread", (n1 - n0, h1 - h0, 1, *xb.shape[3:]),
+                             y.dtype)
+            np.copyto(spread, yb[:, :, None, :, None])
+            first = np.equal(xb, spread, out=scratch("pool.max_2x2_backward.first", xb.shape,
+                                                     bool))
+            if np.count_nonzero(first) != yb.size:
+                _first_of_ties(first)
+            np.copyto(spread, grad[n0:n1, h0:h1, None, :, None])
+            np.multiply(spread, first, out=dwindows[n0:n1, h0:h1])
+
+    parallel(run, _pair_blocks(x, out_hw))
+    dx[:, 2 * out_hw[0]:] = 0  # an odd last row or column is in no window
+    dx[:, :, 2 * out_hw[1]:] = 0
     return dx
+
+
+@functools.lru_cache(maxsize=4)
+def _tie_patterns(c: int, length: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """For ``size`` flags laid out as ``(..., 2, W_out, 2, C)`` with ``length = W_out * 2
+    * C``: where the right columns are, and where the top rows' left columns are."""
+    at = np.arange(size)
+    right = (at // c) % 2 == 1
+    top_left = ~right & ((at // length) % 2 == 0)
+    right.flags.writeable = top_left.flags.writeable = False
+    return right, top_left
+
+
+def _first_of_ties(maxima: np.ndarray) -> None:
+    """Keep, in place, only the first True of each window of ``maxima:
+    (..., 2, W_out, 2, C)`` (contiguous) in row-major window order.
+
+    On the flags as one flat array, a window's right column is ``C`` flags after its left
+    and its bottom row ``W_out * 2 * C`` after its top: shifted whole-array operations,
+    masked by fixed patterns, replace strided ones on ``C`` flags at a time (a third of
+    the time on a block of 32 rows of 16x32 windows, measured)."""
+    c, length = maxima.shape[-1], math.prod(maxima.shape[-3:])
+    flat = maxima.reshape(-1)
+    n = flat.size
+    right, top_left = _tie_patterns(c, length, n)
+    # a right column loses to a True left column in its row
+    beaten = np.logical_and(flat[:-c], right[c:], out=scratch(
+        "pool.first_of_ties.beaten", (n - c,), bool))
+    np.greater(flat[c:], beaten, out=flat[c:])
+    # the bottom row loses to a True anywhere in the top row, found at the top left
+    top = np.logical_or(flat[:-c], flat[c:], out=beaten)
+    np.logical_and(top, top_left[:-c], out=top)
+    np.greater(flat[length:], top[:n - length], out=flat[length:])
+    np.greater(flat[length + c:], top[:n - length - c], out=flat[length + c:])
 
 
 def _max(xp: np.ndarray, g: PoolGeometry) -> np.ndarray:
@@ -232,10 +310,12 @@ def max_pool2d(
                       dilation=dilation, ceil_mode=ceil_mode)
     xp = _padded(xa if g.batched else xa[None], g, -np.inf)
     pairs = (_tiled(g) and g.kernel == (2, 2) and needs_grad(x)
-             and (found := _max_2x2(xp)) is not None)
+             and (y := _max_2x2(xp)) is not None)
     tiled = (not pairs and _tiled(g) and needs_grad(x)
              and (found := _max_tiled(xp, g)) is not None)
-    if pairs or tiled:
+    if pairs:
+        index = None  # the backward finds the maxima again in the (unpadded) input
+    elif tiled:
         y, index = found
     elif needs_grad(x):
         y, index = _max_with_index(xp, g)
@@ -247,7 +327,8 @@ def max_pool2d(
     def backward(grad: np.ndarray) -> tuple[np.ndarray]:
         g4 = grad if g.batched else grad[None]
         if pairs:
-            dxp = _max_2x2_backward(g4.astype(xa.dtype, copy=False), index, xp_shape)
+            dxp = _max_2x2_backward(g4.astype(xa.dtype, copy=False),
+                                    xa if g.batched else xa[None], y)
         elif tiled:
             dxp = _max_tiled_backward(g4.astype(xa.dtype, copy=False), index, g, xp_shape)
         else:
