@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -234,7 +235,7 @@ def scratch(slot: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
     """An uninitialised array of ``shape`` for a temporary; ``slot`` names it, unique
     among the temporaries alive at once on a thread (use ``module.function.name``)."""
     dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape)) * dtype.itemsize
+    nbytes = math.prod(shape) * dtype.itemsize
     if nbytes > SCRATCH_BYTES:
         return np.empty(shape, dtype)
     buffers = getattr(_scratch, "buffers", None)
