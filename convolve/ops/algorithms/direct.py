@@ -15,6 +15,7 @@ add without multiplying.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -117,35 +118,45 @@ def _depthwise(x: np.ndarray, k: np.ndarray, pads: Pads, mode: str,
     rows = max(1, BLOCK_BYTES // (wp * c * x.itemsize))
     cols = [slice(s * dw, s * dw + (wo - 1) * sw + 1, sw) for s in range(kw)]
     if factors is None:
-        weights = [_weight(k[r, s]) for r in range(kh) for s in range(kw)]
+        steps, _ = _sum_steps([_weight(k[r, s]) for r in range(kh) for s in range(kw)],
+                              keep_scale=False)
     else:
-        col_weights = [_weight(v) for v in factors[0]]
-        row_weights = [_weight(v) for v in factors[1]]
-    padded = any(pads[0] + pads[1])
+        # the column pass leaves out a factor, which the row pass takes on
+        col_steps, scale = _sum_steps([_weight(v) for v in factors[0]], keep_scale=True)
+        row_steps, _ = _sum_steps([_weight(v * scale) for v in factors[1]],
+                                  keep_scale=False)
     columns = border_columns(wd, (left, right), mode)
 
     def run(blocks: list[tuple[int, int, int]]) -> None:
-        reach = (rows - 1) * sh + (kh - 1) * dh + 1
-        window = scratch("direct.depthwise.window", (reach, wp, c), x.dtype)
+        window = scratch("direct.depthwise.window", ((rows - 1) * sh + (kh - 1) * dh + 1,
+                                                     wp, c), x.dtype)
         partial_rows = scratch("direct.depthwise.partial", (rows, wp, c), x.dtype)
         tmp = scratch("direct.depthwise.tmp", (rows, wp, c), x.dtype)
-        for b, i0, i1 in blocks:
-            reach = (i1 - i0 - 1) * sh + (kh - 1) * dh + 1
-            if padded:
-                xb = window[:reach]
-                pad_rows(x[b], range(i0 * sh, i0 * sh + reach), (top, bottom), mode,
-                         xb[:, left:left + wd])
-                pad_columns(xb, columns)
-            else:
-                xb = x[b, i0 * sh:i0 * sh + reach]
-            out = y[b, i0:i1]
-            taps = [xb[r * dh:r * dh + (i1 - i0 - 1) * sh + 1:sh] for r in range(kh)]
+
+        def passes(count: int) -> tuple[np.ndarray, list[tuple]]:
+            """The window of a block of ``count`` output rows, and its passes: (steps,
+            tap views, target; None: the output)."""
+            xb = window[:(count - 1) * sh + (kh - 1) * dh + 1]
+            taps = [xb[r * dh:r * dh + (count - 1) * sh + 1:sh] for r in range(kh)]
             if factors is None:
-                _accumulate(out, weights, [t[:, s] for t in taps for s in cols], tmp)
-            else:
-                partial = partial_rows[:i1 - i0]
-                _accumulate(partial, col_weights, taps, tmp)
-                _accumulate(out, row_weights, [partial[:, s] for s in cols], tmp)
+                return xb, [(steps, [t[:, s] for t in taps for s in cols], None)]
+            partial = partial_rows[:count]
+            return xb, [(col_steps, taps, partial),
+                        (row_steps, [partial[:, s] for s in cols], None)]
+
+        # Views are made once per block size: per block, NumPy's slicing cost as much
+        # as a pass over the block.
+        made: dict[int, tuple[np.ndarray, list[tuple]]] = {}
+        for b, i0, i1 in blocks:
+            if i1 - i0 not in made:
+                made[i1 - i0] = passes(i1 - i0)
+            xb, block_passes = made[i1 - i0]
+            pad_rows(x[b], range(i0 * sh, i0 * sh + len(xb)), (top, bottom), mode,
+                     xb[:, left:left + wd])
+            pad_columns(xb, columns)
+            for pass_steps, views, target in block_passes:
+                _run_steps(pass_steps, y[b, i0:i1] if target is None else target, views,
+                           tmp)
 
     parallel(run, [(b, i0, min(ho, i0 + rows)) for b in range(n) for i0 in range(0, ho, rows)])
     return y
@@ -244,28 +255,72 @@ def _weight(w: np.ndarray) -> Any:
     return w[0] if np.all(w == w[0]) else w
 
 
-def _accumulate(out: np.ndarray, weights: list, views: list, scratch: np.ndarray) -> None:
-    """``out = sum(weight * view)``; scalar weights 0 are skipped, +-1 add or subtract."""
-    first = True
-    tmp = scratch.reshape(-1)[:out.size].reshape(out.shape)
-    for weight, view in zip(weights, views):
-        scalar = weight.ndim == 0
-        if scalar and weight == 0:
+def _sum_steps(weights: list, *, keep_scale: bool) -> tuple[list[tuple], Any]:
+    """Steps for ``_run_steps`` that compute ``out = sum(weights[i] * view[i]) / scale``,
+    and ``scale`` (1 unless ``keep_scale``: then the caller folds it into a later pass).
+
+    Scalar weights of equal magnitude are added (or subtracted) together and each such
+    group scaled once, Horner-like: ``((g1 * c1/c2 + g2) * c2/c3 + ...) * c_m``. A block
+    pass per tap and one per group, against two per tap (multiply, add) otherwise: a 3x3
+    Gaussian's two passes take 7 block passes instead of 10. The rounding error stays
+    that of a running sum, ``eps * sum_k |c_1 g_1 + ... + c_k g_k|``, whatever the
+    ratios. Weights 0 are skipped; per-channel weights ``(C,)`` multiply and add."""
+    taps = [(i, w) for i, w in enumerate(weights) if not (w.ndim == 0 and w == 0)]
+    if not taps:
+        return [("zero",)], 1
+    if any(w.ndim for _, w in taps):
+        (i, w), *rest = taps
+        return [("mul", i, w)] + [("madd", j, v) for j, v in rest], 1
+    # Magnitudes within rounding of each other (as an SVD leaves a symmetric kernel's
+    # factors) count as equal; so do ratios and scales within rounding of 1.
+    tol = 8 * np.finfo(taps[0][1].dtype).eps
+    groups: dict[float, list[tuple[int, float]]] = {}
+    for i, w in taps:
+        size = abs(float(w))
+        key = next((g for g in groups if abs(g - size) <= tol * size), size)
+        groups.setdefault(key, []).append((i, math.copysign(key, w)))
+    # single taps first: their scaling is free; in a group, a positive weight first
+    order = [sorted(g, key=lambda t: t[1] < 0) for g in sorted(groups.values(), key=len)]
+    coefs = [members[0][1] for members in order]
+    steps: list[tuple] = []
+    scale = coefs[-1] if keep_scale and abs(coefs[-1] - 1) > tol else 1.0
+    for k, members in enumerate(order):
+        c = coefs[k]
+        ratio = c / coefs[k + 1] if k + 1 < len(order) else c / scale
+        ratio = 1.0 if abs(ratio - 1) <= tol else ratio
+        (i, _), *rest = members
+        if k == 0 and not rest:
+            steps.append(("mul", i, ratio) if ratio != 1 else ("copy", i))
             continue
-        if first:
-            if scalar and weight == 1:
-                np.copyto(out, view)
-            elif scalar and weight == -1:
-                np.negative(view, out=out)
-            else:
-                np.multiply(view, weight, out=out)
-            first = False
-        elif scalar and weight == 1:
-            np.add(out, view, out=out)
-        elif scalar and weight == -1:
-            np.subtract(out, view, out=out)
+        signed = [("add" if w == c else "sub", j) for j, w in rest]
+        if k == 0:
+            steps.append((signed[0][0] + "2", i, signed[0][1]))
+            signed = signed[1:]
         else:
-            np.multiply(view, weight, out=tmp)
+            steps.append(("add", i))
+        steps += signed
+        if ratio != 1:
+            steps.append(("scale", ratio))
+    return steps, scale
+
+
+def _run_steps(steps: list[tuple], out: np.ndarray, views: list,
+               scratch: np.ndarray) -> None:
+    """Apply ``_sum_steps``'s steps to ``out`` and the tap ``views`` (each out's shape)."""
+    for op, *args in steps:
+        if op == "mul":
+            np.multiply(views[args[0]], args[1], out=out)
+        elif op == "copy":
+            np.copyto(out, views[args[0]])
+        elif op in ("add2", "sub2"):
+            (np.add if op == "add2" else np.subtract)(views[args[0]], views[args[1]], out=out)
+        elif op in ("add", "sub"):
+            (np.add if op == "add" else np.subtract)(out, views[args[0]], out=out)
+        elif op == "scale":
+            np.multiply(out, args[0], out=out)
+        elif op == "madd":
+            tmp = scratch.reshape(-1)[:out.size].reshape(out.shape)
+            np.multiply(views[args[0]], args[1], out=tmp)
             np.add(out, tmp, out=out)
-    if first:
-        out.fill(0)
+        else:  # zero
+            out.fill(0)
