@@ -245,8 +245,8 @@ def _banded(x: np.ndarray, k: np.ndarray, pads: Pads, mode: str,
             matrix = stacked if r == rows else band[:, :r, :r + span].reshape(kw * r, -1)
             z = scratch("direct.banded.z", (kw * r, count * width), x.dtype)
             np.matmul(matrix, xb.reshape(r + span, -1), out=z)
-            _shift_sum(y[b, i0:i1].reshape(count, r, wo * c),
-                       z.reshape(kw, r, count, width).transpose(0, 2, 1, 3), dw * c)
+            _shift_sum(y[b, i0:i1].reshape(count, r, wo * c), z.reshape(kw, r, count, width),
+                       dw * c)
 
     chunks = [(b, i0, min(full, i0 + step)) for b in range(n) for i0 in range(0, full, step)]
     chunks += [(b, full, ho) for b in range(n) if full < ho]
@@ -255,14 +255,24 @@ def _banded(x: np.ndarray, k: np.ndarray, pads: Pads, mode: str,
 
 
 def _shift_sum(out: np.ndarray, z: np.ndarray, step: int) -> None:
-    """``out = sum_s z[s][..., s * step : s * step + out.shape[-1]]``."""
-    size = out.shape[-1]
-    if z.shape[0] == 1:
-        np.copyto(out, z[0][..., :size])
+    """``out[g, i] = sum_s z[s, i, g][s * step : s * step + out.shape[-1]]`` for
+    ``out: (G, R, L)`` and ``z: (KW, R, G, width)`` (contiguous).
+
+    All sums but the last run over ``z[0]`` as one 1-D run (2-2.5x faster in NumPy's
+    loops than 3-D views; the values past ``L`` in each row mix rows and are not read);
+    the last writes ``out`` through 3-D views."""
+    kw, size = z.shape[0], out.shape[-1]
+    target = out.transpose(1, 0, 2)
+    if kw == 1:
+        np.copyto(target, z[0, ..., :size])
         return
-    np.add(z[0][..., :size], z[1][..., step:step + size], out=out)
-    for s in range(2, z.shape[0]):
-        np.add(out, z[s][..., s * step:s * step + size], out=out)
+    flat, whole = z.reshape(-1), z[0].size
+    length = whole - (kw - 1) * step
+    for s in range(1, kw - 1):
+        start = s * whole + s * step
+        np.add(flat[:length], flat[start:start + length], out=flat[:length])
+    last = (kw - 1) * step
+    np.add(z[0, ..., :size], z[kw - 1, ..., last:last + size], out=target)
 
 
 def rank_one_factors(k: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
