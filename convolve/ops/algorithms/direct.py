@@ -6,11 +6,13 @@ one slice and one product. Good for depthwise and few-channel convolutions.
 
 With one input and one output channel per group (single-channel image filtering and
 depthwise convolutions) the products are per-channel scalings, done as shift-and-add in
-blocks of output rows small enough to stay in cache through all the taps (streaming the
-whole image through memory once per tap made 3x3 filtering 3-4x slower). Kernels of rank
-one (box, Gaussian, Sobel, Prewitt, Scharr) run as a column pass and a row pass,
-``KH + KW`` taps instead of ``KH * KW``. Taps of weight 0 are skipped and weights of +-1
-add without multiplying.
+blocks of output rows that each pad the input rows they read into a buffer kept in cache
+(streaming the whole image through memory once per tap made 3x3 filtering 3-4x slower;
+padding the whole image first cost a copy of it). Kernels of rank one (box, Gaussian,
+Sobel, Prewitt, Scharr) run as a column pass and a row pass, ``KH + KW`` taps instead of
+``KH * KW``; taps of equal weight are summed before one scaling, weights 0 skipped (see
+``_sum_steps``). One kernel shared by all channels, not of rank one, from 10 taps:
+banded GEMMs (``_banded``).
 """
 
 from __future__ import annotations
@@ -34,13 +36,20 @@ from convolve.ops.pad import border_columns, pad, pad_columns, pad_rows
 
 # forward takes the input unpadded, with its pads and mode (conv2d pads for the others).
 pads_input = True
-# Bytes of one row block: a few blocks (input rows, partial sums, output) fit in L2.
-BLOCK_BYTES = 1 << 19
-# Kernels shared by all channels, not of rank one, from this many taps: banded GEMMs.
-BANDED_MIN_TAPS = 9
+# Bytes of one shift-and-add row block. 2048x2048 Gaussians, ms, 1 thread (2 threads),
+# 256 KB / 512 KB / 1 MB / 2 MB blocks: 3x3 9.6 (8.0) / 8.7 (6.2) / 8.3 (5.5) / 8.2 (6.2);
+# 7x7 15.6 (14.1) / 14.3 (10.6) / 13.9 (9.4) / 13.8 (9.6): smaller blocks pay NumPy's
+# per-call cost more often than they gain from the cache.
+BLOCK_BYTES = 1 << 20
+# Kernels shared by all channels, not of rank one, from this many taps: banded GEMMs of
+# BAND_ROWS output rows, a chunk of BAND_CHUNK_BYTES of products at a time. 2048x2048
+# 7x7, 1 thread, ms: 4 rows 25.7 (1 MB chunks 28.3, 4 MB 26.1), 2 rows 27.6, 6 rows
+# 28.7, 8 rows 27.5. 3x3 stays with shift-and-add (1-D runs): 14.3 ms against 15.2
+# banded, 8.8 against 9.6 on 2 threads.
+BANDED_MIN_TAPS = 10
 BAND_ROWS = 4
-NO_PADS: Pads = ((0, 0), (0, 0))
 BAND_CHUNK_BYTES = 2 << 20
+NO_PADS: Pads = ((0, 0), (0, 0))
 
 
 def forward(x: np.ndarray, w: np.ndarray, *, stride: tuple[int, int],
@@ -206,7 +215,7 @@ def _banded(x: np.ndarray, k: np.ndarray, pads: Pads, mode: str,
     one buffer (padded there, ``pad_rows``), so one GEMM serves the chunk; chunks run on
     threads with single-threaded BLAS (``run_chunks``). The bands cost
     ``2 * KW * (R + dH * (KH - 1))`` multiply-adds per pixel instead of ``KH * KW``,
-    paid back by BLAS's speed.
+    paid back by BLAS's speed (7x7: 2 ms of GEMM for each 1 of summing).
     """
     n, h, wd, c = x.shape
     (top, bottom), (left, right) = pads
