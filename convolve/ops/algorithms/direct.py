@@ -149,7 +149,7 @@ def _depthwise(x: np.ndarray, k: np.ndarray, pads: Pads, mode: str,
             writes the output from other views, those views)."""
             xb = window[:(count - 1) * sh + (kh - 1) * dh + 1]
             if stride == (1, 1):
-                return xb, _flat_passes(xb, partial_rows[:count], sums[:count])
+                return xb, flat_passes(xb, partial_rows[:count], sums[:count])
             taps = [xb[r * dh:r * dh + (count - 1) * sh + 1:sh] for r in range(kh)]
             if factors is None:
                 return xb, [(steps, [t[:, s] for t in taps for s in cols], None, None)]
@@ -157,7 +157,7 @@ def _depthwise(x: np.ndarray, k: np.ndarray, pads: Pads, mode: str,
             return xb, [(col_steps, taps, partial, None),
                         (row_steps, [partial[:, s] for s in cols], None, None)]
 
-        def _flat_passes(xb: np.ndarray, partial: np.ndarray,
+        def flat_passes(xb: np.ndarray, partial: np.ndarray,
                          out: np.ndarray) -> list[tuple]:
             """Stride 1: the passes run over whole padded rows as 1-D runs, which NumPy's
             loops take 2-2.5x faster than the same values as 2-D views (the columns
@@ -183,8 +183,8 @@ def _depthwise(x: np.ndarray, k: np.ndarray, pads: Pads, mode: str,
                     (row_steps, [run_of(partial, o) for o in offsets], run_of(out, 0),
                      (grid_of(out, 0), [grid_of(partial, o) for o in offsets]))]
 
-        # Views are made once per block size: per block, NumPy's slicing cost as much
-        # as a pass over the block.
+        # The views into this thread's buffers are made once per block size and
+        # reused by every block of that size.
         made: dict[int, tuple] = {}
         for b, i0, i1 in blocks:
             if i1 - i0 not in made:
