@@ -29,6 +29,7 @@ class Plan:
     forward: Callable[..., np.ndarray]
     grad_input: Callable[..., np.ndarray]
     grad_weight: Callable[..., np.ndarray]
+    pads_input: bool = False
 
 
 def select_algorithm(name: str, geometry: ConvGeometry) -> Any:
@@ -59,7 +60,9 @@ def select_algorithm(name: str, geometry: ConvGeometry) -> Any:
       swapped;
     - one input and one output channel per group (single-channel filtering, depthwise):
       ``direct`` (shift-and-add in row blocks that stay in cache; rank-one kernels in a
-      column and a row pass; one kernel shared by all channels from 4x4 as banded GEMMs),
+      column and a row pass; one kernel shared by all channels from 10 taps as banded
+      GEMMs; stride-1 blocks pad themselves and run as 1-D runs: random 3x3 8.8 ms,
+      banded 9.6, Gaussian 3x3 5.5, 7x7 9.4, on 2 threads, after that rewrite),
       or ``fft`` from ``FFT_MIN_TAPS`` taps (16x16) for kernels not of rank one, and for
       rank-one kernels with ``KH + KW >= 72``. 2048x2048, 2 threads, best of 3 on the
       shared machine (load ~2.8), ms, shift-add / banded / fft: random 3x3 29 / 26 /
@@ -83,7 +86,7 @@ def select_algorithm(name: str, geometry: ConvGeometry) -> Any:
     og = c_out // geometry.groups
     if cg == 1 and og == 1:
         return Plan(_filter if kh * kw >= FFT_MIN_TAPS else direct.forward,
-                    direct.grad_input, direct.grad_weight)
+                    direct.grad_input, direct.grad_weight, pads_input=True)
     if cg == 1 and geometry.groups > 1:
         return direct
     forward = _winograd_for(geometry, min(cg, og), geometry.out_hw) or gemm
@@ -100,13 +103,23 @@ FFT_MIN_TAPS = 256
 FFT_MIN_SEPARABLE_TAPS = 72
 
 
-def _filter(xp: np.ndarray, w: np.ndarray, **settings: Any) -> np.ndarray:
+def _filter(x: np.ndarray, w: np.ndarray, *, pads: _args.Pads, mode: str,
+            **settings: Any) -> np.ndarray:
     """Forward of a one-channel-per-group conv with a large kernel: FFT, unless the kernel
     is separable and its two passes are short enough for direct shift-and-add."""
     kh, kw = w.shape[:2]
     if kh + kw < FFT_MIN_SEPARABLE_TAPS and direct.rank_one_factors(w[:, :, 0]) is not None:
-        return direct.forward(xp, w, **settings)
-    return fft.forward(xp, w, **settings)
+        return direct.forward(x, w, pads=pads, mode=mode, **settings)
+    return fft.forward(pad(x, pads, mode), w, **settings)
+
+
+def _forward(method: Any, x: np.ndarray, w: np.ndarray, pads: _args.Pads, mode: str,
+             **settings: Any) -> np.ndarray:
+    """``method``'s forward of ``x: (N, H, W, C_in)`` padded by ``pads`` in ``mode``:
+    padded here unless the method pads as it goes (``pads_input``)."""
+    if getattr(method, "pads_input", False):
+        return method.forward(x, w, pads=pads, mode=mode, **settings)
+    return method.forward(pad(x, pads, mode), w, **settings)
 
 
 def _winograd_for(geometry: ConvGeometry, channels: int, out_hw: tuple[int, ...]) -> Any:
@@ -163,19 +176,20 @@ def conv2d(
         _args.vector(ba, "b", c_out, "C_out", f"to match w of shape {wa.shape}")
     dtype = np.result_type(xa, wa, *(() if ba is None else (ba,)))
     settings = dict(stride=geometry.stride, dilation=geometry.dilation, groups=groups)
-    xp = pad((xa if geometry.batched else xa[None]).astype(dtype, copy=False),
-             geometry.pads, mode)
+    x4 = (xa if geometry.batched else xa[None]).astype(dtype, copy=False)
     wc = wa.astype(dtype, copy=False)
-    y = method.forward(xp, wc, out_hw=geometry.out_hw, **settings)
+    y = _forward(method, x4, wc, geometry.pads, mode, out_hw=geometry.out_hw, **settings)
     if ba is not None:
         y += ba.astype(dtype, copy=False)
     if not geometry.batched:
         y = y[0]
     # Keep only what the backward needs: the padded input only for the weight gradient.
-    saved_xp = xp if needs_grad(w) else None
-    xp_shape, x_dtype, w_shape, w_dtype = xp.shape, xa.dtype, wa.shape, wa.dtype
+    saved_xp = pad(x4, geometry.pads, mode) if needs_grad(w) else None
+    (top, bottom), (left, right) = geometry.pads
+    xp_shape = (x4.shape[0], size[0] + top + bottom, size[1] + left + right, x4.shape[3])
+    x_dtype, w_shape, w_dtype = xa.dtype, wa.shape, wa.dtype
     b_dtype = None if ba is None else ba.dtype
-    del xp, xa
+    del x4, xa
 
     def backward(g: np.ndarray) -> tuple[Any, Any, Any]:
         g4 = g if geometry.batched else g[None]
@@ -255,13 +269,14 @@ def conv_transpose2d(
     def backward(g: np.ndarray) -> tuple[Any, Any, Any]:
         # The adjoint of cutting the padding off is padding with zeros.
         g4 = g if geometry.batched else g[None]
-        gp = pad(g4, geometry.pads, "zeros")
         dx = dw = db = None
         if needs_grad(x):
-            dx = method.forward(gp, wc, out_hw=geometry.input_shape[-3:-1], **settings)
+            dx = _forward(method, g4, wc, geometry.pads, "zeros",
+                          out_hw=geometry.input_shape[-3:-1], **settings)
             dx = (dx if geometry.batched else dx[0]).astype(x_dtype, copy=False)
         if needs_grad(w):
-            dw = method.grad_weight(gp, saved_x4, w_shape=wc.shape, **settings)
+            dw = method.grad_weight(pad(g4, geometry.pads, "zeros"), saved_x4,
+                                    w_shape=wc.shape, **settings)
             dw = dw.astype(w_dtype, copy=False)
         if needs_grad(b):
             db = g4.sum(axis=(0, 1, 2)).astype(b_dtype, copy=False)

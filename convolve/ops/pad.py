@@ -30,7 +30,11 @@ def check_pads(pads: Pads, size: tuple[int, int], mode: str, name: str = "paddin
 
 def source_index(n: int, before: int, after: int, mode: str) -> np.ndarray:
     """For each padded position along an axis, the input position it copies."""
-    p = np.arange(-before, n + after)
+    return _source(np.arange(-before, n + after), n, mode)
+
+
+def _source(p: np.ndarray, n: int, mode: str) -> np.ndarray:
+    """The input positions that positions ``p`` (relative to the input's start) copy."""
     if mode == "replicate":
         return np.clip(p, 0, n - 1)
     if mode == "circular":
@@ -73,3 +77,63 @@ def pad_adjoint(g: np.ndarray, pads: Pads, mode: str, size: tuple[int, int]) -> 
                 inner[index[i]] += g[i]
         g = np.moveaxis(inner, 0, axis)
     return g
+
+
+def pad_rows(x: np.ndarray, rows: range, pads: tuple[int, int], mode: str,
+             out: np.ndarray) -> None:
+    """``out[i] = xp[rows[i]]``, where ``xp`` is ``x: (H, ...)`` padded along its first
+    axis by ``pads = (before, after)`` in ``mode``; ``out: (len(rows), ...)``.
+
+    For filters that pad block by block into a buffer that stays in cache, instead of
+    writing (and reading back) a padded copy of the whole image. ``rows`` has a positive
+    step and lies within the padded extent."""
+    h, (top, bottom) = x.shape[0], pads
+    start, step, count = rows.start, rows.step, len(rows)
+    first = min(count, max(0, -((rows.start - top) // step)))  # rows[first] >= top
+    stop = max(first, min(count, -((start - top - h) // step)))  # rows[stop] >= top + h
+    if first < stop:
+        i = rows[first] - top
+        out[first:stop] = x[i:i + (stop - first - 1) * step + 1:step]
+    border = [*range(first), *range(stop, count)]
+    if not border:
+        return
+    if mode == "zeros":
+        out[border] = 0
+    else:
+        out[border] = x[source_index(h, top, bottom, mode)[[rows[i] for i in border]]]
+
+
+Columns = list[tuple[slice, "slice | np.ndarray | None"]]
+
+
+def border_columns(w: int, pads: tuple[int, int], mode: str) -> Columns:
+    """For rows of ``w`` values padded by ``pads = (left, right)`` in ``mode``: each
+    side's padding columns and the columns they copy (None: zeros), for ``pad_columns``.
+    Worked out once per image: per block, NumPy's small-array calls cost more than the
+    copy."""
+    left, right = pads
+    sides = []
+    for first, stop in ((-left, 0), (w, w + right)):
+        if first < stop:
+            source = None if mode == "zeros" else _as_slice(
+                _source(np.arange(first, stop), w, mode) + left)
+            sides.append((slice(left + first, left + stop), source))
+    return sides
+
+
+def pad_columns(out: np.ndarray, columns: Columns) -> None:
+    """Fill the padding columns of rows ``out: (..., Wp, C)`` (``border_columns``)."""
+    for target, source in columns:
+        out[..., target, :] = 0 if source is None else out[..., source, :]
+
+
+def _as_slice(index: np.ndarray) -> slice | np.ndarray:
+    """``index`` as a slice where it is an arithmetic sequence (each mode's border is one
+    in the widths ``check_pads`` allows; a slice copies without fancy indexing's cost)."""
+    step = int(index[1] - index[0]) if len(index) > 1 else 1
+    if np.any(np.diff(index) != step):
+        return index
+    if step == 0:  # one column, repeated: broadcast
+        return slice(int(index[0]), int(index[0]) + 1)
+    stop = int(index[-1]) + step
+    return slice(int(index[0]), stop if stop >= 0 else None, step)
