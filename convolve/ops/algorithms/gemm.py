@@ -142,9 +142,12 @@ def grad_input(g: np.ndarray, w: np.ndarray, *, xp_shape: tuple[int, ...],
     wmat = _weight_matrix(w, groups)  # (groups, K, og)
     dxp = np.empty(xp_shape, dtype=g.dtype)
     images: dict[int, list[tuple[int, int, int, int]]] = {}
-    # Large chunks: the adds run one NumPy call per tap and chunk.
+    # Large chunks (the adds run one NumPy call per tap and chunk), but enough for every
+    # thread.
     row_bytes = out_w * kh * kw * c * g.itemsize
-    for chunk in blocks(n, out_h, row_bytes, workspace_budget(g.nbytes) // _common.THREADS):
+    budget = min(workspace_budget(g.nbytes) // _common.THREADS,
+                 -(-n // _common.THREADS) * out_h * row_bytes)
+    for chunk in blocks(n, out_h, row_bytes, budget):
         images.setdefault(chunk[0], []).append(chunk)
 
     def run(parts: list[list[tuple[int, int, int, int]]]) -> None:

@@ -29,6 +29,7 @@ from convolve.ops.algorithms._common import (
     require,
     run_chunks,
     scratch,
+    single_threaded_blas,
     transposed_kernel,
     workspace_budget,
 )
@@ -151,10 +152,10 @@ class Winograd:
         the Kronecker matrix ``b``: ``(t * t, nb * rh * tw, groups, C // groups)``."""
         t = self.m + 2
         nb, rh, tw, _, _, c = tiles.shape
-        d = scratch("winograd.d", (t, t, nb, rh, tw, c), tiles.dtype)
+        d = scratch("winograd.a", (t, t, nb, rh, tw, c), tiles.dtype)
         np.copyto(d, tiles.transpose(3, 4, 0, 1, 2, 5))
         v = np.matmul(b, d.reshape(t * t, -1),
-                      out=scratch("winograd.v", (t * t, nb * rh * tw * c), tiles.dtype))
+                      out=scratch("winograd.b", (t * t, nb * rh * tw * c), tiles.dtype))
         return v.reshape(t * t, nb * rh * tw, groups, c // groups)
 
     def _tiles(self, xp: np.ndarray, w: np.ndarray, groups: int) -> np.ndarray:
@@ -165,7 +166,8 @@ class Winograd:
         c_out = w.shape[3]
         th, tw = (hp - 2) // m, (wp - 2) // m
         tiles = self._tile_view(xp, th, tw)
-        u = self.filter_transform(w, groups)
+        with single_threaded_blas():  # no BLAS threads left spinning beside the chunks
+            u = self.filter_transform(w, groups)
         b, a = self._matrix("B", xp.dtype), self._matrix("A", xp.dtype)
         y = np.empty((n, th * m, tw * m, c_out), dtype=xp.dtype)
 
@@ -176,11 +178,11 @@ class Winograd:
                 v = self._input_transform(b, tiles[n0:n1, h0:h1], groups)
                 if groups == 1:
                     prod = np.matmul(v[:, :, 0], u[:, 0], out=scratch(
-                        "winograd.prod", (t * t, count, c_out), xp.dtype))
+                        "winograd.a", (t * t, count, c_out), xp.dtype))
                 else:
                     prod = np.matmul(v.transpose(0, 2, 1, 3), u).transpose(0, 2, 1, 3)
                 out = np.matmul(a, prod.reshape(t * t, -1), out=scratch(
-                    "winograd.out", (m * m, count * c_out), xp.dtype))
+                    "winograd.b", (m * m, count * c_out), xp.dtype))
                 out = out.reshape(m, m, nb, rh, tw, c_out)
                 target = y[n0:n1, h0 * m:h1 * m].reshape(nb, rh, m, tw, m, c_out)
                 np.copyto(target, out.transpose(2, 3, 0, 4, 1, 5))
@@ -216,7 +218,7 @@ class Winograd:
                 nb, rh = n1 - n0, h1 - h0
                 count = nb * rh * tw
                 v = self._input_transform(b, tiles[n0:n1, h0:h1], groups)
-                gt = scratch("winograd.gt", (m, m, nb, rh, tw, c_out), g.dtype)
+                gt = scratch("winograd.a", (m, m, nb, rh, tw, c_out), g.dtype)
                 np.copyto(gt, g[n0:n1, h0 * m:h1 * m].reshape(nb, rh, m, tw, m, c_out)
                           .transpose(2, 4, 0, 1, 3, 5))
                 dm = np.matmul(a_t, gt.reshape(m * m, -1), out=scratch(
