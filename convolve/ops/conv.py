@@ -11,6 +11,7 @@ import numpy as np
 
 from convolve import _args
 from convolve.ops.algorithms import direct, fft, gemm, shift_gemm, winograd
+from convolve.ops.algorithms._common import single_threaded_blas
 from convolve.ops.pad import check_pads, pad, pad_adjoint
 from convolve.shapes import ConvGeometry, conv_geometry, conv_transpose_geometry
 from convolve.tensor import data, needs_grad, record
@@ -114,12 +115,16 @@ def _filter(x: np.ndarray, w: np.ndarray, *, pads: _args.Pads, mode: str,
 
 
 def _forward(method: Any, x: np.ndarray, w: np.ndarray, pads: _args.Pads, mode: str,
-             **settings: Any) -> np.ndarray:
-    """``method``'s forward of ``x: (N, H, W, C_in)`` padded by ``pads`` in ``mode``:
-    padded here unless the method pads as it goes (``pads_input``)."""
+             keep_padded: bool = False, **settings: Any
+             ) -> tuple[np.ndarray, np.ndarray | None]:
+    """``method``'s forward of ``x: (N, H, W, C_in)`` padded by ``pads`` in ``mode``
+    (padded here unless the method pads as it goes, ``pads_input``), and with
+    ``keep_padded`` the padded input for the weight gradient (else None)."""
     if getattr(method, "pads_input", False):
-        return method.forward(x, w, pads=pads, mode=mode, **settings)
-    return method.forward(pad(x, pads, mode), w, **settings)
+        y = method.forward(x, w, pads=pads, mode=mode, **settings)
+        return y, pad(x, pads, mode) if keep_padded else None
+    xp = pad(x, pads, mode)
+    return method.forward(xp, w, **settings), xp if keep_padded else None
 
 
 def _winograd_for(geometry: ConvGeometry, channels: int, out_hw: tuple[int, ...]) -> Any:
@@ -178,13 +183,14 @@ def conv2d(
     settings = dict(stride=geometry.stride, dilation=geometry.dilation, groups=groups)
     x4 = (xa if geometry.batched else xa[None]).astype(dtype, copy=False)
     wc = wa.astype(dtype, copy=False)
-    y = _forward(method, x4, wc, geometry.pads, mode, out_hw=geometry.out_hw, **settings)
+    # Keep only what the backward needs: the padded input only for the weight gradient.
+    with single_threaded_blas():
+        y, saved_xp = _forward(method, x4, wc, geometry.pads, mode, needs_grad(w),
+                               out_hw=geometry.out_hw, **settings)
     if ba is not None:
         y += ba.astype(dtype, copy=False)
     if not geometry.batched:
         y = y[0]
-    # Keep only what the backward needs: the padded input only for the weight gradient.
-    saved_xp = pad(x4, geometry.pads, mode) if needs_grad(w) else None
     (top, bottom), (left, right) = geometry.pads
     xp_shape = (x4.shape[0], size[0] + top + bottom, size[1] + left + right, x4.shape[3])
     x_dtype, w_shape, w_dtype = xa.dtype, wa.shape, wa.dtype
@@ -194,13 +200,14 @@ def conv2d(
     def backward(g: np.ndarray) -> tuple[Any, Any, Any]:
         g4 = g if geometry.batched else g[None]
         dx = dw = db = None
-        if needs_grad(x):
-            dxp = method.grad_input(g4, wc, xp_shape=xp_shape, **settings)
-            dx = pad_adjoint(dxp, geometry.pads, mode, size)
-            dx = (dx if geometry.batched else dx[0]).astype(x_dtype, copy=False)
-        if needs_grad(w):
-            dw = method.grad_weight(saved_xp, g4, w_shape=w_shape, **settings)
-            dw = dw.astype(w_dtype, copy=False)
+        with single_threaded_blas():
+            if needs_grad(x):
+                dxp = method.grad_input(g4, wc, xp_shape=xp_shape, **settings)
+                dx = pad_adjoint(dxp, geometry.pads, mode, size)
+                dx = (dx if geometry.batched else dx[0]).astype(x_dtype, copy=False)
+            if needs_grad(w):
+                dw = method.grad_weight(saved_xp, g4, w_shape=w_shape, **settings)
+                dw = dw.astype(w_dtype, copy=False)
         if needs_grad(b):
             db = g4.sum(axis=(0, 1, 2)).astype(b_dtype, copy=False)
         return dx, dw, db
@@ -255,7 +262,8 @@ def conv_transpose2d(
     (top, bottom), (left, right) = geometry.pads
     out_h, out_w = geometry.out_hw
     yp_shape = (x4.shape[0], out_h + top + bottom, out_w + left + right, c_out)
-    yp = method.grad_input(x4, wc, xp_shape=yp_shape, **settings)
+    with single_threaded_blas():
+        yp = method.grad_input(x4, wc, xp_shape=yp_shape, **settings)
     y = np.ascontiguousarray(yp[:, top:top + out_h, left:left + out_w])
     if ba is not None:
         y += ba.astype(dtype, copy=False)
@@ -270,14 +278,15 @@ def conv_transpose2d(
         # The adjoint of cutting the padding off is padding with zeros.
         g4 = g if geometry.batched else g[None]
         dx = dw = db = None
-        if needs_grad(x):
-            dx = _forward(method, g4, wc, geometry.pads, "zeros",
-                          out_hw=geometry.input_shape[-3:-1], **settings)
-            dx = (dx if geometry.batched else dx[0]).astype(x_dtype, copy=False)
-        if needs_grad(w):
-            dw = method.grad_weight(pad(g4, geometry.pads, "zeros"), saved_x4,
-                                    w_shape=wc.shape, **settings)
-            dw = dw.astype(w_dtype, copy=False)
+        with single_threaded_blas():
+            if needs_grad(x):
+                dx, _ = _forward(method, g4, wc, geometry.pads, "zeros",
+                                 out_hw=geometry.input_shape[-3:-1], **settings)
+                dx = (dx if geometry.batched else dx[0]).astype(x_dtype, copy=False)
+            if needs_grad(w):
+                dw = method.grad_weight(pad(g4, geometry.pads, "zeros"), saved_x4,
+                                        w_shape=wc.shape, **settings)
+                dw = dw.astype(w_dtype, copy=False)
         if needs_grad(b):
             db = g4.sum(axis=(0, 1, 2)).astype(b_dtype, copy=False)
         return dx, dw, db

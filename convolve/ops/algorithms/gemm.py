@@ -51,7 +51,9 @@ def _chunk_list(n: int, c: int, itemsize: int, kernel: tuple[int, int],
     ``KH * KW * C_in`` values."""
     k_bytes = kernel[0] * kernel[1] * c * itemsize
     pixels = max(CHUNK_PIXELS, CHUNK_BYTES // k_bytes)
-    budget = min(pixels * k_bytes, workspace_budget(output_bytes) // _common.THREADS)
+    rows = -(-n * out_hw[0] // (2 * _common.THREADS))  # two chunks a thread, at least
+    budget = min(pixels * k_bytes, workspace_budget(output_bytes) // _common.THREADS,
+                 rows * out_hw[1] * k_bytes)
     return list(blocks(n, out_hw[0], out_hw[1] * k_bytes, budget))
 
 
@@ -74,10 +76,6 @@ def forward(xp: np.ndarray, w: np.ndarray, *, stride: tuple[int, int],
             dilation: tuple[int, int], groups: int, out_hw: tuple[int, int]) -> np.ndarray:
     n, c_out = xp.shape[0], w.shape[3]
     y = np.empty((n, *out_hw, c_out), dtype=xp.dtype)
-    if w.shape[:2] == (1, 1) and groups == 1:  # no patches: subsample, then one product
-        x = np.ascontiguousarray(_subsample(xp, out_hw, stride))
-        np.matmul(x.reshape(-1, x.shape[3]), w[0, 0], out=y.reshape(-1, c_out))
-        return y
     wmat = _weight_matrix(w, groups)
 
     def run(chunks: list[tuple[int, int, int, int]]) -> None:
@@ -100,9 +98,6 @@ def grad_weight(xp: np.ndarray, g: np.ndarray, *, w_shape: tuple[int, ...],
     kh, kw, cg, c_out = w_shape
     og = c_out // groups
     out_hw = g.shape[1:3]
-    if (kh, kw) == (1, 1) and groups == 1:
-        x = _subsample(xp, out_hw, stride)
-        return (x.reshape(-1, cg).T @ g.reshape(-1, c_out)).reshape(w_shape)
     partials: list[np.ndarray] = []
 
     def run(chunks: list[tuple[int, int, int, int]]) -> None:
@@ -175,8 +170,16 @@ def grad_input(g: np.ndarray, w: np.ndarray, *, xp_shape: tuple[int, ...],
 
 def _grad_input_1x1(g: np.ndarray, w: np.ndarray, xp_shape: tuple[int, ...],
                     stride: tuple[int, int], groups: int) -> np.ndarray:
-    out_h, out_w = g.shape[1:3]
-    dxp = np.zeros(xp_shape, dtype=g.dtype)
+    """A 1x1 kernel's input gradient: one product per chunk of images, into the pixels
+    the kernel read (zeros between them for strides above 1)."""
+    n, out_h, out_w = g.shape[:3]
+    dxp = (np.empty if stride == (1, 1) else np.zeros)(xp_shape, dtype=g.dtype)
     wt = grouped_weight_transpose(w[0, 0], groups)
-    _subsample(dxp, (out_h, out_w), stride)[...] = grouped_matmul(g, wt, groups)
+    target = _subsample(dxp, (out_h, out_w), stride)
+
+    def run(chunks: list[tuple[int, int, int, int]]) -> None:
+        for n0, n1, h0, h1 in chunks:
+            target[n0:n1, h0:h1] = grouped_matmul(g[n0:n1, h0:h1], wt, groups)
+
+    run_chunks(run, _chunk_list(n, g.shape[3], g.itemsize, (1, 1), (out_h, out_w), g.nbytes))
     return dxp

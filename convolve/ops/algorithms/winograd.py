@@ -229,7 +229,8 @@ class Winograd:
 
         run_chunks(run, self._chunks(n, th, tw, c, c_out, xp.itemsize, g.nbytes))
         du = sum(partials[1:], partials[0])
-        dw = self._matrix("G", xp.dtype).T @ du.transpose(0, 2, 1, 3).reshape(t * t, -1)
+        with single_threaded_blas():
+            dw = self._matrix("G", xp.dtype).T @ du.transpose(0, 2, 1, 3).reshape(t * t, -1)
         return dw.reshape(w_shape)
 
 
