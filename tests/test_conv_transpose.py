@@ -165,3 +165,16 @@ def test_unknown_algorithm():
     with pytest.raises(ValueError, match=r"algorithm must be one of 'auto', .*; received "
                                          r"'magic'"):
         convolve.conv_transpose2d(X, W, algorithm="magic")
+
+
+@pytest.mark.parametrize("algorithm", ["auto", "gemm"])
+def test_1x1_kernel_with_output_padding_leaves_zeros_in_the_unread_column(algorithm):
+    """The 1x1 input-gradient path writes only the pixels the kernel read; the column
+    that output_padding adds must be zero, not uninitialised memory."""
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((2, 3, 4, 5)), rng.standard_normal((1, 1, 6, 5))
+    settings = dict(output_padding=(0, 1), dilation=(1, 2))
+    y = convolve.conv_transpose2d(x, w, algorithm=algorithm, **settings)
+    expected = reference.conv_transpose2d(x, w, **settings)
+    assert y.shape == (2, 3, 5, 6)
+    np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)

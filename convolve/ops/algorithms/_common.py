@@ -184,22 +184,37 @@ def _find_openblas() -> Any:
 _openblas: Any = None
 
 
+_blas_threads = 0  # BLAS's own thread count outside single_threaded_blas
+
+
+def _blas() -> Any:
+    """NumPy's OpenBLAS thread controls ``(get, set)``, or False where not found."""
+    global _openblas
+    if _openblas is None:
+        _openblas = _find_openblas() or False
+    return _openblas
+
+
 @contextlib.contextmanager
 def single_threaded_blas() -> Iterator[None]:
     """Within this block NumPy's OpenBLAS runs each call on the calling thread.
 
-    For methods made of many medium-sized products, which then run on ``parallel``'s
-    threads instead: with BLAS's own threads every call waits for its second thread, and
-    on a busy 2-core machine that wait stretched a 3x3 conv's forward and backward from
-    85 ms to 2.9 s (measured). A no-op where the library is not found."""
-    global _openblas
-    if _openblas is None:
-        _openblas = _find_openblas() or False
-    if not _openblas or THREADS <= 1:
+    conv2d runs every pass within it, and its methods split their work over ``parallel``'s
+    threads (``run_chunks``). Mixing the two kinds of threads cost more than either: after
+    a multi-threaded product OpenBLAS's idle workers spin for about 0.1 s, and threads
+    starting then share a core with them (8x56x56x64->64 forward+backward: 94 ms with
+    one multi-threaded product per pass beside the chunks, 41 ms without). With BLAS's
+    threads for every product, each waited for its second thread, and on a busy 2-core
+    machine that stretched a 3x3 conv's forward and backward from 85 ms to 2.9 s. A no-op
+    where the library is not found."""
+    global _blas_threads
+    if not _blas() or THREADS <= 1:
         yield
         return
     get, put = _openblas
     previous = get()
+    if previous > 1:
+        _blas_threads = previous
     put(1)
     try:
         yield
@@ -209,14 +224,19 @@ def single_threaded_blas() -> Iterator[None]:
 
 def run_chunks(run: Callable[[list], Any], chunks: Sequence) -> None:
     """``run`` over ``chunks`` of work made of many BLAS products: split over
-    ``parallel``'s threads, with BLAS single-threaded (on one chunk, BLAS threads itself).
-
-    On the shared 2-core machine, BLAS's own threads stalled each product waiting for
-    the second core (fwd+bwd ms, BLAS-threaded vs this: 3x3 convs 64x32x32x32->32 414 vs
-    81, 8x56x56x64->64 377 vs 104, 8x28x28x128->128 526 vs 201, 8x14x14x256->256 431 vs
-    127; on a quiet machine the two were within 1.5x of each other either way)."""
-    if len(chunks) < 2 or THREADS <= 1:
+    ``parallel``'s threads with BLAS single-threaded, or with one chunk on this thread
+    with BLAS's own threads (one large product, e.g. 8x7x7x512->512's forward)."""
+    if THREADS <= 1 or not _blas():
         run(list(chunks))
+        return
+    if len(chunks) < 2:
+        get, put = _openblas
+        previous = get()
+        put(max(previous, _blas_threads))
+        try:
+            run(list(chunks))
+        finally:
+            put(previous)
         return
     with single_threaded_blas():
         parallel(run, chunks)

@@ -36,13 +36,15 @@ def _subsample(xp: np.ndarray, out_hw: tuple[int, int], stride: tuple[int, int]
 
 
 # Chunks hold patch matrices of about CHUNK_BYTES, so that a chunk's patches are still in
-# the core's cache when its product reads them, but at least CHUNK_PIXELS rows, so that
-# each product stays an efficient GEMM (and a large weight matrix is not re-read for
-# every few rows). Chunks run on ``run_chunks``' threads, each copying and multiplying its
-# own: 64x32x32x3->32 forward took 5.3 ms as one copy then one threaded product, 3.3-3.7 ms
-# chunked (2 threads).
+# the core's cache when its product reads them, and at least two chunks go to each thread
+# (even shares), but every chunk has at least CHUNK_PIXELS rows, so that each product
+# stays an efficient GEMM (a large weight matrix is not re-read for every few rows) and a
+# small conv is not handed to threads at all (1x32x32x3->6 k5: 0.25 ms on this thread,
+# 0.39 ms split over two). Chunks run on ``run_chunks``' threads, each copying and
+# multiplying its own: 64x32x32x3->32 forward took 5.3 ms as one copy then one threaded
+# product, 3.3-3.7 ms chunked (2 threads).
 CHUNK_BYTES = 1 << 20
-CHUNK_PIXELS = 512
+CHUNK_PIXELS = 1024
 
 
 def _chunk_list(n: int, c: int, itemsize: int, kernel: tuple[int, int],
@@ -50,10 +52,9 @@ def _chunk_list(n: int, c: int, itemsize: int, kernel: tuple[int, int],
     """The ``(n0, n1, h0, h1)`` output-row blocks, each one patch matrix of ``M`` rows of
     ``KH * KW * C_in`` values."""
     k_bytes = kernel[0] * kernel[1] * c * itemsize
-    pixels = max(CHUNK_PIXELS, CHUNK_BYTES // k_bytes)
-    rows = -(-n * out_hw[0] // (2 * _common.THREADS))  # two chunks a thread, at least
-    budget = min(pixels * k_bytes, workspace_budget(output_bytes) // _common.THREADS,
-                 rows * out_hw[1] * k_bytes)
+    share = -(-n * out_hw[0] * out_hw[1] // (2 * _common.THREADS))  # two chunks a thread
+    pixels = max(CHUNK_PIXELS, min(CHUNK_BYTES // k_bytes, share))
+    budget = min(pixels * k_bytes, workspace_budget(output_bytes) // _common.THREADS)
     return list(blocks(n, out_hw[0], out_hw[1] * k_bytes, budget))
 
 
@@ -171,9 +172,11 @@ def grad_input(g: np.ndarray, w: np.ndarray, *, xp_shape: tuple[int, ...],
 def _grad_input_1x1(g: np.ndarray, w: np.ndarray, xp_shape: tuple[int, ...],
                     stride: tuple[int, int], groups: int) -> np.ndarray:
     """A 1x1 kernel's input gradient: one product per chunk of images, into the pixels
-    the kernel read (zeros between them for strides above 1)."""
+    the kernel read (zeros elsewhere: between them for strides above 1, and rows or
+    columns it never read)."""
     n, out_h, out_w = g.shape[:3]
-    dxp = (np.empty if stride == (1, 1) else np.zeros)(xp_shape, dtype=g.dtype)
+    covered = stride == (1, 1) and (out_h, out_w) == tuple(xp_shape[1:3])
+    dxp = (np.empty if covered else np.zeros)(xp_shape, dtype=g.dtype)
     wt = grouped_weight_transpose(w[0, 0], groups)
     target = _subsample(dxp, (out_h, out_w), stride)
 
