@@ -63,6 +63,8 @@ def pad(x: np.ndarray, pads: Pads, mode: str) -> np.ndarray:
 
 def pad_adjoint(g: np.ndarray, pads: Pads, mode: str, size: tuple[int, int]) -> np.ndarray:
     """The gradient of ``pad``: fold each padded pixel's gradient back onto its source."""
+    if not any(pads[0] + pads[1]):
+        return g  # itself, not a view: Tensor.backward keeps a fresh array uncopied
     if mode == "zeros":  # one contiguous copy of the inside
         (top, _), (left, _) = pads
         return np.ascontiguousarray(g[..., top:top + size[0], left:left + size[1], :])
