@@ -45,6 +45,7 @@ def _subsample(xp: np.ndarray, out_hw: tuple[int, int], stride: tuple[int, int]
 # product, 3.3-3.7 ms chunked (2 threads).
 CHUNK_BYTES = 1 << 20
 CHUNK_PIXELS = 1024
+WORKSPACE_FLOOR = 32 << 20  # for the weight gradient's few large chunks
 
 
 def _chunk_list(n: int, c: int, itemsize: int, kernel: tuple[int, int],
@@ -102,16 +103,27 @@ def grad_weight(xp: np.ndarray, g: np.ndarray, *, w_shape: tuple[int, ...],
     partials: list[np.ndarray] = []
 
     def run(chunks: list[tuple[int, int, int, int]]) -> None:
-        dw = np.zeros((groups, kh * kw * cg, og), dtype=xp.dtype)
+        dw = None
         for chunk in chunks:
             n0, n1, h0, h1 = chunk
             patches = _patches(xp, chunk, (kh, kw), out_hw[1], stride, dilation, groups)
             gblock = g[n0:n1, h0:h1].reshape(-1, groups, og).transpose(1, 0, 2)
-            dw += np.matmul(patches.transpose(0, 2, 1), gblock)
+            part = np.matmul(patches.transpose(0, 2, 1), gblock)
+            dw = part if dw is None else np.add(dw, part, out=dw)
         partials.append(dw)
 
-    run_chunks(run, _chunk_list(xp.shape[0], xp.shape[3], xp.itemsize, (kh, kw), out_hw,
-                                 g.nbytes))
+    n = xp.shape[0]
+    chunks = _chunk_list(n, xp.shape[3], xp.itemsize, (kh, kw), out_hw, g.nbytes)
+    k_bytes = kh * kw * xp.shape[3] * xp.itemsize
+    if k_bytes * og > CHUNK_BYTES:
+        # Each chunk's product is a whole (K, C_out) partial sum, costly to add up when
+        # C_in * C_out is large: one chunk a thread where the workspace allows
+        # (8x7x7x512->512: 28 ms in chunks of two images, 19 ms as one chunk a thread;
+        # where the weight is small, large chunks were slower: 64x32x32x32->32 16 vs 26).
+        share = -(-n * out_hw[0] * out_hw[1] // _common.THREADS) * k_bytes
+        budget = max(workspace_budget(g.nbytes), WORKSPACE_FLOOR) // _common.THREADS
+        chunks = list(blocks(n, out_hw[0], out_hw[1] * k_bytes, min(share, budget)))
+    run_chunks(run, chunks)
     dw = sum(partials[1:], partials[0])
     return dw.reshape(groups, kh, kw, cg, og).transpose(1, 2, 3, 0, 4).reshape(w_shape)
 

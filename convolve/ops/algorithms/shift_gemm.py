@@ -10,7 +10,7 @@ columns per row, ``Hp - H_out`` rows per image) are the price, and no patch copy
 Rows are processed in chunks that stay in cache while all taps accumulate into them.
 Stride 1 only; the input gradient is the same product on the zero-padded output gradient
 with the flipped, transposed kernel, and the weight gradient one product per tap over the
-whole grid.
+whole grid (the taps split over ``run_chunks``' threads).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import numpy as np
 from convolve.ops.algorithms._common import (
     embed_gradient,
     require,
+    run_chunks,
     spread_gradient,
     transposed_kernel,
 )
@@ -93,8 +94,12 @@ def grad_weight(xp: np.ndarray, g: np.ndarray, *, w_shape: tuple[int, ...],
     x = np.ascontiguousarray(xp).reshape(-1, c)
     gg, rows = embed_gradient(g, (hp, wp))
     dw = np.empty((kh * kw, cg, c_out), dtype=xp.dtype)
-    for k, off in enumerate(_offsets((kh, kw), dilation, wp)):
-        for gi in range(groups):
-            a = x[off:off + rows, gi * cg:(gi + 1) * cg]
-            dw[k, :, gi * og:(gi + 1) * og] = a.T @ gg[:, gi * og:(gi + 1) * og]
+
+    def run(taps: list[tuple[int, int]]) -> None:
+        for k, off in taps:
+            for gi in range(groups):
+                a = x[off:off + rows, gi * cg:(gi + 1) * cg]
+                dw[k, :, gi * og:(gi + 1) * og] = a.T @ gg[:, gi * og:(gi + 1) * og]
+
+    run_chunks(run, list(enumerate(_offsets((kh, kw), dilation, wp))))
     return dw.reshape(w_shape)
