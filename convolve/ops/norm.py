@@ -57,17 +57,17 @@ def batch_norm(
     ga, be, rm, rv = (_channel_array(v, n, c, xa.shape) for v, n in (
         (gamma, "gamma"), (beta, "beta"), (running_mean, "running_mean"),
         (running_var, "running_var")))
-    axes = tuple(range(xa.ndim - 1))
     count = xa.size // c
+    x2 = xa.reshape(-1, c)
     if training:
         if count < 2:
             raise ValueError(
                 "batch_norm in training needs more than one value per channel to compute "
                 f"the variance; received x of shape {xa.shape}"
             )
-        mean = xa.mean(axis=axes)
-        centered = xa - mean
-        var = (centered * centered).mean(axis=axes)
+        mean = x2.mean(axis=0)
+        normalized = np.subtract(x2, mean)
+        var = _channel_dot(normalized, normalized) / count
         for running, batch in ((rm, mean), (rv, var * (count / (count - 1)))):
             if running is not None:
                 running *= 1 - momentum
@@ -79,29 +79,43 @@ def batch_norm(
                 f"{'None' if rm is None else 'an array'} and "
                 f"{'None' if rv is None else 'an array'}"
             )
-        centered = xa - rm.astype(xa.dtype, copy=False)
+        normalized = np.subtract(x2, rm.astype(xa.dtype, copy=False))
         var = rv.astype(xa.dtype, copy=False)
-    inv_std = 1 / np.sqrt(var + eps)
-    normalized = centered * inv_std
-    del centered
-    y = normalized if ga is None else normalized * ga
-    y = y if be is None else y + be
+    inv_std = (1 / np.sqrt(var + eps)).astype(normalized.dtype, copy=False)
+    normalized *= inv_std  # in place: (x - mean) / std, kept for the backward
+    y = np.multiply(normalized, ga) if ga is not None else normalized.copy()
+    if be is not None:
+        y += be
+    y = y.reshape(xa.shape)
 
     def backward(g: np.ndarray) -> tuple[Any, Any, Any]:
+        """With per-channel sums ``S = sum(g)`` and ``T = sum(g * normalized)`` (also
+        dbeta and dgamma), ``dx = gamma / std * (g - S / n - normalized * T / n)`` in
+        training, ``gamma / std * g`` in evaluation: three passes over x's size."""
+        g2 = g.reshape(-1, c)
+        total = g2.sum(axis=0) if needs_grad(beta) or (training and needs_grad(x)) else None
+        paired = (_channel_dot(g2, normalized)
+                  if needs_grad(gamma) or (training and needs_grad(x)) else None)
         dx = dgamma = dbeta = None
         if needs_grad(x):
-            dnorm = g if ga is None else g * ga
+            scale = inv_std if ga is None else inv_std * ga
+            dx = np.multiply(g2, scale, dtype=normalized.dtype)
             if training:
-                dnorm = dnorm - dnorm.mean(axis=axes) - normalized * (
-                    (dnorm * normalized).mean(axis=axes))
-            dx = (dnorm * inv_std).astype(xa.dtype, copy=False)
+                dx -= normalized * (scale * paired / count)
+                dx -= scale * total / count
+            dx = dx.reshape(xa.shape).astype(xa.dtype, copy=False)
         if needs_grad(gamma):
-            dgamma = (g * normalized).sum(axis=axes).astype(ga.dtype, copy=False)
+            dgamma = paired.astype(ga.dtype, copy=False)
         if needs_grad(beta):
-            dbeta = g.sum(axis=axes).astype(be.dtype, copy=False)
+            dbeta = total.astype(be.dtype, copy=False)
         return dx, dgamma, dbeta
 
     return record(y, (x, gamma, beta), backward)
+
+
+def _channel_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(a * b).sum(axis=0)`` for ``(M, C)`` arrays, without the ``(M, C)`` temporary."""
+    return np.einsum("mc,mc->c", a, b)
 
 
 __all__ = ["batch_norm"]
