@@ -132,6 +132,19 @@ def test_linear_gradcheck_and_torch():
     np.testing.assert_allclose(convolve.linear(x, w, b), expected.numpy(), rtol=1e-12)
 
 
+def test_linear_large_products_split_over_threads_match_numpy():
+    """Products of at least 512 rows run in row blocks on threads (the forward, and the
+    weight gradient's ``x.T @ g``): the same values as one product."""
+    x, w = RNG.standard_normal((700, 513)), RNG.standard_normal((513, 9))
+    g = RNG.standard_normal((700, 9))
+    xt, wt = convolve.Tensor(x, requires_grad=True), convolve.Tensor(w, requires_grad=True)
+    y = convolve.linear(xt, wt)
+    y.backward(g)
+    np.testing.assert_allclose(y.data, x @ w, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(xt.grad, g @ w.T, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(wt.grad, x.T @ g, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize(("args", "error", "match"), [
     ((np.zeros((2, 3)), np.zeros((4, 5))), ValueError,
      r"x must have F_in = 4 features on its last axis to match w of shape \(4, 5\); "
