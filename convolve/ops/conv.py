@@ -74,7 +74,7 @@ def select_algorithm(name: str, geometry: ConvGeometry) -> Any:
     - other depthwise convolutions (one input channel per group, several groups):
       ``direct``; one input channel and many outputs (a first layer on gray images) is a
       GEMM with few columns: gemm;
-    - everything else: ``gemm`` (im2col; 1x1 kernels are a subsample and one product;
+    - everything else: ``gemm`` (im2col; for 1x1 kernels the patches are the pixels read;
       shift-GEMM never won by enough to be chosen).
 
     Float32 error of these choices stays within ~1e-5 of the largest output of a float64

@@ -1,8 +1,9 @@
 """im2col + GEMM: copy each chunk of windows into a patch matrix, then one product.
 
 The patch matrix of a chunk is ``(groups, M, KH * KW * C_in // groups)`` for ``M`` output
-pixels; chunks (whole images, or row blocks of one image) keep it within the workspace
-budget. Good for few input channels and strided kernels.
+pixels (for a 1x1 kernel, the pixels it reads); chunks (whole images, or row blocks of one
+image) keep it in cache and within the workspace budget, and run on threads. Good for few
+input channels, strided and 1x1 kernels.
 """
 
 from __future__ import annotations
