@@ -3,7 +3,9 @@
 An op computes its output from plain arrays and, right beside it, a ``backward`` closure
 mapping the output's gradient to one gradient per input (``None`` where none is needed).
 A backward must not change the gradient it receives, nor keep the arrays it returns: a
-leaf may keep one of them as its ``grad``.
+leaf may keep one of them as its ``grad``. Ops keep their inputs and outputs by reference
+for the backward (no copies): changing a Tensor's ``data`` in place between an op and
+``backward()`` gives wrong gradients (PyTorch refuses it with an error).
 ``record`` wraps the output in a Tensor linked to its inputs whenever one of them is a
 Tensor; with plain arrays in, the op returns a plain array and records nothing.
 """

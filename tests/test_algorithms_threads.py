@@ -31,3 +31,57 @@ def test_single_threaded_blas_restores_the_thread_count(monkeypatch):
     with _common.single_threaded_blas():
         assert get() == 1
     assert get() == before
+
+
+def _blas_or_skip(monkeypatch):
+    monkeypatch.setattr(_common, "THREADS", 2)
+    found = _common._blas()
+    if not found:
+        pytest.skip("NumPy's BLAS is not a bundled OpenBLAS")
+    return found
+
+
+def test_overlapping_blocks_on_two_threads_restore_the_outer_count(monkeypatch):
+    """A block that opens while another thread's is open, and closes after it, must not
+    restore the 1 it found: the last block to close restores the count from before."""
+    get, _ = _blas_or_skip(monkeypatch)
+    before = get()
+    first_open, second_open, first_closed = (threading.Event() for _ in range(3))
+    inside = []
+
+    def first():
+        with _common.single_threaded_blas():
+            first_open.set()
+            second_open.wait(5)
+        first_closed.set()
+
+    def second():
+        first_open.wait(5)
+        with _common.single_threaded_blas():
+            second_open.set()
+            first_closed.wait(5)
+            inside.append(get())
+
+    threads = [threading.Thread(target=f) for f in (first, second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert inside == [1]  # still single-threaded after the first block closed
+    assert get() == before
+
+
+def test_one_chunk_keeps_the_callers_blas_thread_count(monkeypatch):
+    """run_chunks with one chunk inside a block gives BLAS the count the caller had
+    before the block, never more, and sets 1 again after."""
+    get, put = _blas_or_skip(monkeypatch)
+    before = get()
+    seen = []
+    try:
+        put(1)  # a caller limiting BLAS to one thread (e.g. threadpoolctl)
+        with _common.single_threaded_blas():
+            _common.run_chunks(lambda part: seen.append(get()), [0])
+            assert get() == 1
+        assert seen == [1]
+    finally:
+        put(before)

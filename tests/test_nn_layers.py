@@ -132,6 +132,14 @@ def test_linear_gradcheck_and_torch():
     np.testing.assert_allclose(convolve.linear(x, w, b), expected.numpy(), rtol=1e-12)
 
 
+def test_linear_with_no_output_features_has_zero_gradients():
+    x = convolve.Tensor(np.ones((3, 4)), requires_grad=True)
+    w = convolve.Tensor(np.ones((4, 0)), requires_grad=True)
+    convolve.linear(x, w).backward(np.ones((3, 0)))
+    assert x.grad.shape == (3, 4) and not x.grad.any()
+    assert w.grad.shape == (4, 0)
+
+
 def test_linear_large_products_split_over_threads_match_numpy():
     """Products of at least 512 rows run in row blocks on threads (the forward, and the
     weight gradient's ``x.T @ g``): the same values as one product."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any
 
 import numpy as np
@@ -46,7 +47,7 @@ def linear(x: Any, w: Any, b: Any = None) -> Any:
     b_dtype = None if ba is None else ba.dtype
 
     def backward(g: np.ndarray) -> tuple[Any, Any, Any]:
-        g2 = g.reshape(-1, wc.shape[1])
+        g2 = g.reshape(math.prod(x_shape[:-1]), wc.shape[1])
         dx = dw = None
         if needs_grad(x):
             dx = _product(g2, wc.T).reshape(x_shape).astype(x_dtype, copy=False)

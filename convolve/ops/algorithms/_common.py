@@ -184,7 +184,11 @@ def _find_openblas() -> Any:
 _openblas: Any = None
 
 
-_blas_threads = 0  # BLAS's own thread count outside single_threaded_blas
+# single_threaded_blas changes one process-wide setting: the outermost block over all
+# threads saves BLAS's thread count and the last one to close restores it.
+_blas_lock = threading.Lock()
+_blas_depth = 0  # blocks open, over all threads
+_blas_outer = 0  # BLAS's thread count when the outermost one began
 
 
 def _blas() -> Any:
@@ -206,37 +210,48 @@ def single_threaded_blas() -> Iterator[None]:
     one multi-threaded product per pass beside the chunks, 41 ms without). With BLAS's
     threads for every product, each waited for its second thread, and on a busy 2-core
     machine that stretched a 3x3 conv's forward and backward from 85 ms to 2.9 s. A no-op
-    where the library is not found."""
-    global _blas_threads
+    where the library is not found. The setting is process-wide: while any thread is in
+    such a block, other threads' own BLAS calls run single-threaded too."""
+    global _blas_depth, _blas_outer
     if not _blas() or THREADS <= 1:
         yield
         return
     get, put = _openblas
-    previous = get()
-    if previous > 1:
-        _blas_threads = previous
-    put(1)
+    with _blas_lock:
+        if _blas_depth == 0:
+            _blas_outer = get()
+            put(1)
+        _blas_depth += 1
     try:
         yield
     finally:
-        put(previous)
+        with _blas_lock:
+            _blas_depth -= 1
+            if _blas_depth == 0:
+                put(_blas_outer)
 
 
 def run_chunks(run: Callable[[list], Any], chunks: Sequence) -> None:
     """``run`` over ``chunks`` of work made of many BLAS products: split over
     ``parallel``'s threads with BLAS single-threaded, or with one chunk on this thread
-    with BLAS's own threads (one large product, e.g. 8x7x7x512->512's forward)."""
+    with the BLAS threads the caller had (one large product, e.g. 8x7x7x512->512's
+    forward)."""
     if THREADS <= 1 or not _blas():
         run(list(chunks))
         return
     if len(chunks) < 2:
-        get, put = _openblas
-        previous = get()
-        put(max(previous, _blas_threads))
+        _, put = _openblas
+        with _blas_lock:
+            inside = _blas_depth > 0
+            if inside:
+                put(_blas_outer)
         try:
             run(list(chunks))
         finally:
-            put(previous)
+            if inside:
+                with _blas_lock:
+                    if _blas_depth > 0:
+                        put(1)
         return
     with single_threaded_blas():
         parallel(run, chunks)
