@@ -40,7 +40,9 @@ from convolve.ops.algorithms._common import (
 # (C_in, C_out) transformed filter, which with 16 tiles per chunk took longer than the
 # multiplications (8x14x14x256->256: 41 ms in chunks of 16 tiles, 16 ms in chunks of 64).
 # Chunks never hold fewer tiles than that to split the work evenly over the threads, and
-# their workspace stays within the larger of the usual budget and WORKSPACE_FLOOR.
+# their workspace stays within the larger of the usual budget and WORKSPACE_FLOOR. A chunk
+# alternates between two scratch buffers, each stage overwriting the one before last:
+# input tiles -> "a", V -> "b", the products M -> "a", the output tiles -> "b".
 CHUNK_BYTES = 4 << 20
 CHUNK_TILES = 256
 WORKSPACE_FLOOR = 32 << 20
