@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 from convolve import losses, models, optim
+from convolve.perf.timing import time_interleaved
 
 
 def run_cli(*args: str) -> dict:
@@ -73,22 +75,9 @@ def throughput(model_name: str, batch_size: int = 64, steps: int = 30) -> dict:
         loss.backward()
         topt.step()
 
-    times = {"convolve": [], "torch": []}
-    for _ in range(3):
-        ours()
-        theirs()
-    # Blocks of steps, each after a pause: a library's idle threads spin for a while after
-    # its work, and steps interleaved one by one ran each side beside the other's spinning
-    # threads (torch measured 1,340 img/s so, 1,600 alone).
-    block = 10
-    for _ in range(-(-steps // block)):
-        for name, fn in (("convolve", ours), ("torch", theirs)):
-            time.sleep(0.2)
-            for _ in range(block):
-                began = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - began)
-    result = {name: batch_size / float(np.median(t)) for name, t in times.items()}
+    seconds = time_interleaved({"convolve": ours, "torch": theirs}, rounds=-(-steps // 10),
+                               calls=10, budget=math.inf, statistic=statistics.median)
+    result = {name: batch_size / t for name, t in seconds.items()}
     result["ratio"] = result["convolve"] / result["torch"]
     return result
 

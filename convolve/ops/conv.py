@@ -115,6 +115,20 @@ def _filter(x: np.ndarray, w: np.ndarray, *, pads: _args.Pads, mode: str,
     return fft.forward(pad(x, pads, mode), w, **settings)
 
 
+def _operands(x: Any, w: Any, b: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """conv2d's and conv_transpose2d's ``x``, ``w`` and ``b`` as floating-point arrays."""
+    xa, wa = _args.float_array(data(x), "x"), _args.float_array(data(w), "w")
+    return xa, wa, None if b is None else _args.float_array(data(b), "b")
+
+
+def _biased(y: np.ndarray, b: np.ndarray | None, batched: bool) -> np.ndarray:
+    """The output ``y: (N, H, W, C_out)`` plus the bias, in place, and unbatched unless
+    the input was batched."""
+    if b is not None:
+        y += b.astype(y.dtype, copy=False)
+    return y if batched else y[0]
+
+
 def _forward(method: Any, x: np.ndarray, w: np.ndarray, pads: _args.Pads, mode: str,
              keep_padded: bool = False, **settings: Any
              ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -171,9 +185,7 @@ def conv2d(
         ``H_out = floor((H + top + bottom - dilation * (KH - 1) - 1) / stride) + 1``.
         A Tensor, recorded for backpropagation, if any input is a Tensor.
     """
-    xa = _args.float_array(data(x), "x")
-    wa = _args.float_array(data(w), "w")
-    ba = None if b is None else _args.float_array(data(b), "b")
+    xa, wa, ba = _operands(x, w, b)
     geometry = conv_geometry(xa.shape, wa.shape, stride=stride, padding=padding,
                              dilation=dilation, groups=groups)
     mode = _args.padding_mode(padding_mode)
@@ -191,10 +203,7 @@ def conv2d(
     with single_threaded_blas():
         y, saved_xp = _forward(method, x4, wc, geometry.pads, mode, needs_grad(w),
                                out_hw=geometry.out_hw, **settings)
-    if ba is not None:
-        y += ba.astype(dtype, copy=False)
-    if not geometry.batched:
-        y = y[0]
+    y = _biased(y, ba, geometry.batched)
     (top, bottom), (left, right) = geometry.pads
     xp_shape = (x4.shape[0], size[0] + top + bottom, size[1] + left + right, x4.shape[3])
     x_dtype, w_shape, w_dtype = xa.dtype, wa.shape, wa.dtype
@@ -248,9 +257,7 @@ def conv_transpose2d(
         bottom + dilation * (KH - 1) + output_padding + 1``. A Tensor, recorded for
         backpropagation, if any input is a Tensor.
     """
-    xa = _args.float_array(data(x), "x")
-    wa = _args.float_array(data(w), "w")
-    ba = None if b is None else _args.float_array(data(b), "b")
+    xa, wa, ba = _operands(x, w, b)
     geometry = conv_transpose_geometry(xa.shape, wa.shape, stride=stride, padding=padding,
                                        output_padding=output_padding, dilation=dilation,
                                        groups=groups)
@@ -269,10 +276,7 @@ def conv_transpose2d(
     with single_threaded_blas():
         yp = method.grad_input(x4, wc, xp_shape=yp_shape, **settings)
     y = np.ascontiguousarray(yp[:, top:top + out_h, left:left + out_w])
-    if ba is not None:
-        y += ba.astype(dtype, copy=False)
-    if not geometry.batched:
-        y = y[0]
+    y = _biased(y, ba, geometry.batched)
     saved_x4 = x4 if needs_grad(w) else None
     x_dtype, w_dtype = xa.dtype, wa.dtype
     b_dtype = None if ba is None else ba.dtype

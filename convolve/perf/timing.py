@@ -42,9 +42,10 @@ def shape_label(shape: Sequence[int]) -> str:
 
 
 def time_interleaved(contenders: dict[str, Callable[[], object]], *, rounds: int = 3,
-                     calls: int = 3, pause: float = 0.2,
-                     budget: float = 2.0) -> dict[str, float]:
-    """The minimum seconds of one call of each contender.
+                     calls: int = 3, pause: float = 0.2, budget: float = 2.0,
+                     statistic: Callable[[list[float]], float] = min) -> dict[str, float]:
+    """The seconds of one call of each contender: ``statistic`` (the minimum, by default)
+    of its timed calls.
 
     Arguments:
         contenders: name -> a callable taking no arguments.
@@ -52,21 +53,19 @@ def time_interleaved(contenders: dict[str, Callable[[], object]], *, rounds: int
         calls: timed calls per block (after one untimed warm-up call).
         pause: seconds to sleep before each block.
         budget: seconds per contender after which the remaining rounds run one call only.
+        statistic: reduces a contender's list of call times to one (e.g. a median).
     """
-    best = {name: math.inf for name in contenders}
-    spent = dict.fromkeys(contenders, 0.0)
+    times: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(rounds):
         for name, fn in contenders.items():
             time.sleep(pause)
             fn()
-            count = 1 if spent[name] > budget else calls
+            count = 1 if sum(times[name]) > budget else calls
             for _ in range(count):
                 t0 = time.perf_counter()
                 fn()
-                dt = time.perf_counter() - t0
-                spent[name] += dt
-                best[name] = min(best[name], dt)
-    return best
+                times[name].append(time.perf_counter() - t0)
+    return {name: statistic(t) for name, t in times.items()}
 
 
 def geomean(values: Sequence[float]) -> float:

@@ -29,7 +29,6 @@ from convolve.ops.algorithms._common import (
     require,
     run_chunks,
     scratch,
-    single_threaded_blas,
     transposed_kernel,
     workspace_budget,
 )
@@ -168,8 +167,7 @@ class Winograd:
         c_out = w.shape[3]
         th, tw = (hp - 2) // m, (wp - 2) // m
         tiles = self._tile_view(xp, th, tw)
-        with single_threaded_blas():  # no BLAS threads left spinning beside the chunks
-            u = self.filter_transform(w, groups)
+        u = self.filter_transform(w, groups)
         b, a = self._matrix("B", xp.dtype), self._matrix("A", xp.dtype)
         y = np.empty((n, th * m, tw * m, c_out), dtype=xp.dtype)
 
@@ -231,8 +229,7 @@ class Winograd:
 
         run_chunks(run, self._chunks(n, th, tw, c, c_out, xp.itemsize, g.nbytes))
         du = sum(partials[1:], partials[0])
-        with single_threaded_blas():
-            dw = self._matrix("G", xp.dtype).T @ du.transpose(0, 2, 1, 3).reshape(t * t, -1)
+        dw = self._matrix("G", xp.dtype).T @ du.transpose(0, 2, 1, 3).reshape(t * t, -1)
         return dw.reshape(w_shape)
 
 
