@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 import convolve
 from convolve.ops.algorithms.direct import rank_one_factors
+from convolve.ops.algorithms.gemm import FEW_CHANNELS
 from tests import reference
 from tests.strategies import MODES
 
@@ -119,3 +120,33 @@ def test_auto_3x3_choices_stay_accurate_in_float32(size, channels):
     for expected, got in zip(*results):
         assert got.dtype == np.float32
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("channels", [FEW_CHANNELS, FEW_CHANNELS + 1])
+@settings(max_examples=15, deadline=None)
+@given(data=st.data())
+def test_gemm_patch_layouts_match_reference(channels, data):
+    """gemm copies patches channels-first up to FEW_CHANNELS and channels-last above:
+    both give the reference output, and the same gradients as ``direct``, over strides,
+    dilations and the row blocks of a large image."""
+    kh, kw = data.draw(st.integers(1, 5)), data.draw(st.integers(1, 5))
+    stride = (data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3)))
+    dilation = (data.draw(st.integers(1, 2)), data.draw(st.integers(1, 2)))
+    h = data.draw(st.integers(dilation[0] * (kh - 1) + 1, 70))
+    wd = data.draw(st.integers(dilation[1] * (kw - 1) + 1, 70))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    x = rng.standard_normal((data.draw(st.integers(1, 3)), h, wd, channels))
+    w = rng.standard_normal((kh, kw, channels, data.draw(st.integers(1, 5))))
+    kwargs = dict(stride=stride, dilation=dilation,
+                  padding=data.draw(st.sampled_from(["valid", "same"])))
+    grads = []
+    for algorithm in ("gemm", "direct"):
+        xt, wt = convolve.Tensor(x, requires_grad=True), convolve.Tensor(w, requires_grad=True)
+        y = convolve.conv2d(xt, wt, algorithm=algorithm, **kwargs)
+        if algorithm == "gemm":
+            np.testing.assert_allclose(y.data, reference.conv2d(x, w, **kwargs),
+                                       rtol=1e-10, atol=1e-10)
+        y.backward(np.random.default_rng(0).standard_normal(y.shape))
+        grads.append((xt.grad, wt.grad))
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)

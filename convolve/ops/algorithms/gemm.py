@@ -9,6 +9,7 @@ input channels, strided and 1x1 kernels.
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from convolve.ops.algorithms import _common
 from convolve.ops.algorithms._common import (
@@ -60,15 +61,33 @@ def _chunk_list(n: int, c: int, itemsize: int, kernel: tuple[int, int],
     return list(blocks(n, out_hw[0], out_hw[1] * k_bytes, budget))
 
 
+# Up to this many input channels the patches are copied from a channels-first copy of
+# the chunk's rows, as ``(K, M)`` with whole output rows innermost: with channels last
+# the copy moves runs of ``KW * C_in`` values (9 for a 3x3 kernel on RGB), and took 3x
+# as long (64x32x32x3->32, a chunk of 9 images: 0.28 ms, 0.09 channels-first).
+FEW_CHANNELS = 4
+
+
 def _patches(xp: np.ndarray, chunk: tuple[int, int, int, int], kernel: tuple[int, int],
              out_w: int, stride: tuple[int, int], dilation: tuple[int, int],
              groups: int) -> np.ndarray:
     """The patch matrix ``(groups, M, KH * KW * C_in // groups)`` of one chunk's ``M``
-    output pixels, in this thread's scratch buffer (reused by the next chunk)."""
+    output pixels, in this thread's scratch buffer (reused by the next chunk); with few
+    channels, the transpose of a C-ordered ``(K, M)`` matrix."""
     n0, n1, h0, h1 = chunk
     c = xp.shape[3]
     span = dilation[0] * (kernel[0] - 1) + 1
     rows = xp[n0:n1, h0 * stride[0]:(h1 - 1) * stride[0] + span]
+    if groups == 1 and c <= FEW_CHANNELS:
+        planes = scratch("gemm.planes", (c, *rows.shape[:3]), xp.dtype)
+        np.copyto(planes, rows.transpose(3, 0, 1, 2))
+        sc, sn, sh, sw = planes.strides
+        view = as_strided(planes, (*kernel, c, n1 - n0, h1 - h0, out_w),
+                          (sh * dilation[0], sw * dilation[1], sc, sn, sh * stride[0],
+                           sw * stride[1]), writeable=False)
+        patches = scratch("gemm.patches", view.shape, xp.dtype)
+        np.copyto(patches, view)
+        return patches.reshape(kernel[0] * kernel[1] * c, -1).T[None]
     view = windows(rows, kernel, (h1 - h0, out_w), stride, dilation, groups)
     patches = scratch("gemm.patches", (groups, *view.shape[:5], c // groups), xp.dtype)
     np.copyto(patches, view.transpose(5, 0, 1, 2, 3, 4, 6))
