@@ -79,19 +79,42 @@ def _patches(xp: np.ndarray, chunk: tuple[int, int, int, int], kernel: tuple[int
     span = dilation[0] * (kernel[0] - 1) + 1
     rows = xp[n0:n1, h0 * stride[0]:(h1 - 1) * stride[0] + span]
     if groups == 1 and c <= FEW_CHANNELS:
-        planes = scratch("gemm.planes", (c, *rows.shape[:3]), xp.dtype)
-        np.copyto(planes, rows.transpose(3, 0, 1, 2))
-        sc, sn, sh, sw = planes.strides
-        view = as_strided(planes, (*kernel, c, n1 - n0, h1 - h0, out_w),
-                          (sh * dilation[0], sw * dilation[1], sc, sn, sh * stride[0],
-                           sw * stride[1]), writeable=False)
-        patches = scratch("gemm.patches", view.shape, xp.dtype)
-        np.copyto(patches, view)
+        patches = _channels_first_patches(rows, kernel, (h1 - h0, out_w), stride, dilation)
         return patches.reshape(kernel[0] * kernel[1] * c, -1).T[None]
     view = windows(rows, kernel, (h1 - h0, out_w), stride, dilation, groups)
     patches = scratch("gemm.patches", (groups, *view.shape[:5], c // groups), xp.dtype)
     np.copyto(patches, view.transpose(5, 0, 1, 2, 3, 4, 6))
     return patches.reshape(groups, -1, kernel[0] * kernel[1] * (c // groups))
+
+
+def _channels_first_patches(rows: np.ndarray, kernel: tuple[int, int],
+                            out_hw: tuple[int, int], stride: tuple[int, int],
+                            dilation: tuple[int, int]) -> np.ndarray:
+    """``(KH, KW, C_in, N, H_out, W_out)`` patches of ``rows: (N, R, W, C_in)``.
+
+    The rows are first copied channels-first; with a column stride (and no dilation)
+    each channel's columns are split into ``sw`` phases, so that every tap reads whole
+    runs of neighbouring values: one strided copy per phase, each of its taps ``sw``
+    apart (8x224x224x3->64 k7/2, one row block: 0.10 ms reading every other value,
+    0.06 from phases).
+    """
+    n, hr, wr, c = rows.shape
+    sh, sw = stride
+    phases = sw if dilation[1] == 1 else 1
+    width = -(-wr // phases)
+    planes = scratch("gemm.planes", (c, phases, n, hr, width), rows.dtype)
+    for b in range(phases):
+        np.copyto(planes[:, b, :, :, :len(range(b, wr, phases))],
+                  rows[:, :, b::phases].transpose(3, 0, 1, 2))
+    patches = scratch("gemm.patches", (*kernel, c, n, *out_hw), rows.dtype)
+    s_c, _, s_n, s_r, s_q = planes.strides
+    for b in range(min(phases, kernel[1])):
+        taps = patches[:, b::phases]
+        np.copyto(taps, as_strided(
+            planes[:, b], taps.shape,
+            (s_r * dilation[0], s_q * dilation[1], s_c, s_n, s_r * sh, s_q * (sw // phases)),
+            writeable=False))
+    return patches
 
 
 def forward(xp: np.ndarray, w: np.ndarray, *, stride: tuple[int, int],
