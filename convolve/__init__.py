@@ -3,6 +3,7 @@
 # filters, io and viz load their heavy dependencies (Pillow, matplotlib) only when used.
 from convolve import data, filters, io, losses, models, nn, optim, viz
 from convolve.ops.activation import gelu, leaky_relu, log_softmax, relu, sigmoid, softmax, tanh
+from convolve.ops.autotune import autotune_enabled, set_autotune
 from convolve.ops.conv import conv2d, conv_transpose2d
 from convolve.ops.dropout import dropout
 from convolve.ops.linear import linear
@@ -17,6 +18,7 @@ __version__ = "0.1.0"
 __all__ = [
            "Tensor",
            "__version__",
+           "autotune_enabled",
            "avg_pool2d",
            "batch_norm",
            "conv2d",
@@ -44,6 +46,7 @@ __all__ = [
            "optim",
            "predict",
            "relu",
+           "set_autotune",
            "sigmoid",
            "softmax",
            "tanh",

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from convolve import _args
+from convolve.ops import autotune
 from convolve.ops.algorithms import direct, fft, gemm, shift_gemm, winograd
 from convolve.ops.algorithms._common import single_threaded_blas
 from convolve.ops.pad import check_pads, pad, pad_adjoint
@@ -33,9 +34,11 @@ class Plan:
     pads_input: bool = False
 
 
-def select_algorithm(name: str, geometry: ConvGeometry) -> Any:
+def select_algorithm(name: str, geometry: ConvGeometry, dtype: Any = np.float64) -> Any:
     """The algorithm for ``name``: a module with ``forward``, ``grad_input`` and
-    ``grad_weight``; for ``"auto"`` a :class:`Plan` picking each pass by shape.
+    ``grad_weight``; for ``"auto"`` a :class:`Plan` picking each pass by shape (with
+    :func:`~convolve.set_autotune` on, by timing the ``TUNED`` methods once per shape and
+    ``dtype``, except for depthwise convolutions, which keep this table).
 
     The auto table, from single-thread CPU times on the 2-core benchmark machine (ms,
     forward / input gradient / weight gradient; 3x3 stride 1 pad 1; F4/F2 = Winograd
@@ -91,6 +94,16 @@ def select_algorithm(name: str, geometry: ConvGeometry) -> Any:
                     direct.grad_input, direct.grad_weight, pads_input=True)
     if cg == 1 and geometry.groups > 1:
         return direct
+    if autotune.autotune_enabled():
+        (top, bottom), (left, right) = geometry.pads
+        n = geometry.input_shape[0] if geometry.batched else 1
+        h, w, c = geometry.input_shape[-3:]
+        xp_shape = (n, h + top + bottom, w + left + right, c)
+        settings = dict(stride=geometry.stride, dilation=geometry.dilation,
+                        groups=geometry.groups)
+        return Plan(*autotune.tuned_passes((geometry, np.dtype(dtype).str), TUNED, xp_shape,
+                                           geometry.weight_shape, geometry.out_hw,
+                                           np.dtype(dtype), settings))
     forward = _winograd_for(geometry, min(cg, og), geometry.out_hw) or gemm
     input_size = tuple(n + p0 + p1 for n, (p0, p1) in
                        zip(geometry.input_shape[-3:-1], geometry.pads))
@@ -99,6 +112,10 @@ def select_algorithm(name: str, geometry: ConvGeometry) -> Any:
 
 
 WINOGRAD_MIN_CHANNELS = 16
+# The methods autotuning times (the channel-mixing ones; FFT's workspace grows with
+# C_in * C_out).
+TUNED = {"gemm": gemm, "shift_gemm": shift_gemm, "winograd": winograd.F4,
+         "winograd_f2": winograd.F2}
 # Single-channel / depthwise filtering: FFT from this many taps unless the kernel is of
 # rank one; separable kernels from FFT_MIN_SEPARABLE_TAPS taps in their two passes.
 FFT_MIN_TAPS = 256
@@ -178,7 +195,10 @@ def conv2d(
         groups: input and output channels split into this many independent groups.
         padding_mode: ``"zeros"``, ``"reflect"``, ``"replicate"``, ``"circular"`` or
             ``"symmetric"``.
-        algorithm: ``"auto"``, ``"gemm"`` or ``"direct"``.
+        algorithm: ``"auto"`` (by shape: :func:`select_algorithm`, or timed once per
+            shape with :func:`~convolve.set_autotune`), or one method: ``"gemm"``,
+            ``"shift_gemm"``, ``"winograd"`` (F(4x4)), ``"winograd_f2"``, ``"fft"`` or
+            ``"direct"``.
 
     Returns:
         ``(N, H_out, W_out, C_out)`` (or ``(H_out, W_out, C_out)``), with
@@ -189,13 +209,13 @@ def conv2d(
     geometry = conv_geometry(xa.shape, wa.shape, stride=stride, padding=padding,
                              dilation=dilation, groups=groups)
     mode = _args.padding_mode(padding_mode)
-    method = select_algorithm(algorithm, geometry)
     size = xa.shape[-3:-1]
     check_pads(geometry.pads, size, mode)
     c_out = wa.shape[3]
     if ba is not None:
         _args.vector(ba, "b", c_out, "C_out", f"to match w of shape {wa.shape}")
     dtype = np.result_type(xa, wa, *(() if ba is None else (ba,)))
+    method = select_algorithm(algorithm, geometry, dtype)
     settings = dict(stride=geometry.stride, dilation=geometry.dilation, groups=groups)
     x4 = (xa if geometry.batched else xa[None]).astype(dtype, copy=False)
     wc = wa.astype(dtype, copy=False)
@@ -250,7 +270,10 @@ def conv_transpose2d(
         output_padding: int or pair, added to the bottom/right; each smaller than the
             stride or the dilation (it picks among the input sizes the conv maps to ``H``).
         groups: input and output channels split into this many independent groups.
-        algorithm: ``"auto"``, ``"gemm"`` or ``"direct"``.
+        algorithm: ``"auto"`` (by shape: :func:`select_algorithm`, or timed once per
+            shape with :func:`~convolve.set_autotune`), or one method: ``"gemm"``,
+            ``"shift_gemm"``, ``"winograd"`` (F(4x4)), ``"winograd_f2"``, ``"fft"`` or
+            ``"direct"``.
 
     Returns:
         ``(N, H_out, W_out, C_out)`` (or unbatched), with ``H_out = (H - 1) * stride - top -
@@ -261,12 +284,12 @@ def conv_transpose2d(
     geometry = conv_transpose_geometry(xa.shape, wa.shape, stride=stride, padding=padding,
                                        output_padding=output_padding, dilation=dilation,
                                        groups=groups)
-    method = select_algorithm(algorithm, geometry.transposed)
     c_out = geometry.output_shape[-1]
     if ba is not None:
         _args.vector(ba, "b", c_out, "C_out",
                      f"to match w of shape {wa.shape} and groups={groups}")
     dtype = np.result_type(xa, wa, *(() if ba is None else (ba,)))
+    method = select_algorithm(algorithm, geometry.transposed, dtype)
     settings = dict(stride=geometry.stride, dilation=geometry.dilation, groups=groups)
     x4 = (xa if geometry.batched else xa[None]).astype(dtype, copy=False)
     wc = wa.astype(dtype, copy=False)
