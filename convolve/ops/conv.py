@@ -13,6 +13,7 @@ from convolve import _args
 from convolve.ops import autotune
 from convolve.ops.algorithms import direct, fft, gemm, shift_gemm, winograd
 from convolve.ops.algorithms._common import single_threaded_blas
+from convolve.ops.channels import channel_sum, tile, widen
 from convolve.ops.pad import check_pads, pad, pad_adjoint
 from convolve.shapes import ConvGeometry, conv_geometry, conv_transpose_geometry
 from convolve.tensor import data, needs_grad, record
@@ -142,7 +143,9 @@ def _biased(y: np.ndarray, b: np.ndarray | None, batched: bool) -> np.ndarray:
     """The output ``y: (N, H, W, C_out)`` plus the bias, in place, and unbatched unless
     the input was batched."""
     if b is not None:
-        y += b.astype(y.dtype, copy=False)
+        y = np.ascontiguousarray(y)  # so that the wide rows are a view of it
+        wide, r = widen(y)
+        wide += tile(b.astype(y.dtype, copy=False), r)
     return y if batched else y[0]
 
 
@@ -242,7 +245,7 @@ def conv2d(
                 dw = method.grad_weight(saved_xp, g4, w_shape=w_shape, **settings)
                 dw = dw.astype(w_dtype, copy=False)
         if needs_grad(b):
-            db = g4.sum(axis=(0, 1, 2)).astype(b_dtype, copy=False)
+            db = channel_sum(g4).astype(b_dtype, copy=False)
         return dx, dw, db
 
     return record(y, (x, w, b), backward)
@@ -319,7 +322,7 @@ def conv_transpose2d(
                                         w_shape=wc.shape, **settings)
                 dw = dw.astype(w_dtype, copy=False)
         if needs_grad(b):
-            db = g4.sum(axis=(0, 1, 2)).astype(b_dtype, copy=False)
+            db = channel_sum(g4).astype(b_dtype, copy=False)
         return dx, dw, db
 
     return record(y, (x, w, b), backward)

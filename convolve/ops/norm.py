@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from convolve import _args
+from convolve.ops.channels import fold, tile, widen
 from convolve.tensor import data, needs_grad, record
 
 
@@ -58,16 +59,16 @@ def batch_norm(
         (gamma, "gamma"), (beta, "beta"), (running_mean, "running_mean"),
         (running_var, "running_var")))
     count = xa.size // c
-    x2 = xa.reshape(-1, c)
+    x2, r = widen(xa)  # (M / r, r * C): per-channel work in long rows
     if training:
         if count < 2:
             raise ValueError(
                 "batch_norm in training needs more than one value per channel to compute "
                 f"the variance; received x of shape {xa.shape}"
             )
-        mean = x2.mean(axis=0)
-        normalized = np.subtract(x2, mean)
-        var = _channel_dot(normalized, normalized) / count
+        mean = fold(x2.sum(axis=0), r) / count
+        normalized = np.subtract(x2, tile(mean, r))
+        var = fold(_column_dot(normalized, normalized), r) / count
         for running, batch in ((rm, mean), (rv, var * (count / (count - 1)))):
             if running is not None:
                 running *= 1 - momentum
@@ -79,30 +80,31 @@ def batch_norm(
                 f"{'None' if rm is None else 'an array'} and "
                 f"{'None' if rv is None else 'an array'}"
             )
-        normalized = np.subtract(x2, rm.astype(xa.dtype, copy=False))
+        normalized = np.subtract(x2, tile(rm.astype(xa.dtype, copy=False), r))
         var = rv.astype(xa.dtype, copy=False)
     inv_std = (1 / np.sqrt(var + eps)).astype(normalized.dtype, copy=False)
-    normalized *= inv_std  # in place: (x - mean) / std, kept for the backward
-    y = np.multiply(normalized, ga) if ga is not None else normalized.copy()
+    normalized *= tile(inv_std, r)  # in place: (x - mean) / std, kept for the backward
+    y = np.multiply(normalized, tile(ga, r)) if ga is not None else normalized.copy()
     if be is not None:
-        y += be
+        y += tile(be, r)
     y = y.reshape(xa.shape)
 
     def backward(g: np.ndarray) -> tuple[Any, Any, Any]:
         """With per-channel sums ``S = sum(g)`` and ``T = sum(g * normalized)`` (also
         dbeta and dgamma), ``dx = gamma / std * (g - S / n - normalized * T / n)`` in
         training, ``gamma / std * g`` in evaluation: three passes over x's size."""
-        g2 = g.reshape(-1, c)
-        total = g2.sum(axis=0) if needs_grad(beta) or (training and needs_grad(x)) else None
-        paired = (_channel_dot(g2, normalized)
+        g2 = g.reshape(normalized.shape)
+        total = (fold(g2.sum(axis=0), r)
+                 if needs_grad(beta) or (training and needs_grad(x)) else None)
+        paired = (fold(_column_dot(g2, normalized), r)
                   if needs_grad(gamma) or (training and needs_grad(x)) else None)
         dx = dgamma = dbeta = None
         if needs_grad(x):
             scale = inv_std if ga is None else inv_std * ga
-            dx = np.multiply(g2, scale, dtype=normalized.dtype)
+            dx = np.multiply(g2, tile(scale, r), dtype=normalized.dtype)
             if training:
-                dx -= normalized * (scale * paired / count)
-                dx -= scale * total / count
+                dx -= normalized * tile(scale * paired / count, r)
+                dx -= tile(scale * total / count, r)
             dx = dx.reshape(xa.shape).astype(xa.dtype, copy=False)
         if needs_grad(gamma):
             dgamma = paired.astype(ga.dtype, copy=False)
@@ -113,7 +115,7 @@ def batch_norm(
     return record(y, (x, gamma, beta), backward)
 
 
-def _channel_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _column_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``(a * b).sum(axis=0)`` for ``(M, C)`` arrays, without the ``(M, C)`` temporary."""
     return np.einsum("mc,mc->c", a, b)
 
