@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from convolve import _args
+from convolve.ops.algorithms._common import over_rows
 from convolve.ops.channels import fold, tile, widen
 from convolve.tensor import data, needs_grad, record
 
@@ -60,15 +61,26 @@ def batch_norm(
         (running_var, "running_var")))
     count = xa.size // c
     x2, r = widen(xa)  # (M / r, r * C): per-channel work in long rows
+
+    def blocks(fn: Any) -> list[Any]:
+        """``fn`` over row blocks of ``x2``'s size, one per thread."""
+        return over_rows(fn, x2.shape[0], x2.nbytes)
+
+    normalized = np.empty(x2.shape, dtype=xa.dtype)  # (x - mean) / std, for the backward
     if training:
         if count < 2:
             raise ValueError(
                 "batch_norm in training needs more than one value per channel to compute "
                 f"the variance; received x of shape {xa.shape}"
             )
-        mean = fold(x2.sum(axis=0), r) / count
-        normalized = np.subtract(x2, tile(mean, r))
-        var = fold(_column_dot(normalized, normalized), r) / count
+        mean = fold(sum(blocks(lambda rows: x2[rows].sum(axis=0))), r) / count
+        centre = tile(mean, r)
+
+        def centred(rows: slice) -> np.ndarray:
+            block = np.subtract(x2[rows], centre, out=normalized[rows])
+            return _column_dot(block, block)
+
+        var = fold(sum(blocks(centred)), r) / count
         for running, batch in ((rm, mean), (rv, var * (count / (count - 1)))):
             if running is not None:
                 running *= 1 - momentum
@@ -80,31 +92,56 @@ def batch_norm(
                 f"{'None' if rm is None else 'an array'} and "
                 f"{'None' if rv is None else 'an array'}"
             )
-        normalized = np.subtract(x2, tile(rm.astype(xa.dtype, copy=False), r))
+        centre = tile(rm.astype(xa.dtype, copy=False), r)
+        blocks(lambda rows: np.subtract(x2[rows], centre, out=normalized[rows]))
         var = rv.astype(xa.dtype, copy=False)
-    inv_std = (1 / np.sqrt(var + eps)).astype(normalized.dtype, copy=False)
-    normalized *= tile(inv_std, r)  # in place: (x - mean) / std, kept for the backward
-    y = np.multiply(normalized, tile(ga, r)) if ga is not None else normalized.copy()
-    if be is not None:
-        y += tile(be, r)
+    inv_std = (1 / np.sqrt(var + eps)).astype(xa.dtype, copy=False)
+    y = np.empty_like(normalized)
+    scale, gain = tile(inv_std, r), None if ga is None else tile(ga, r)
+    shift = None if be is None else tile(be, r)
+
+    def affine(rows: slice) -> None:
+        block = normalized[rows]
+        block *= scale
+        if gain is None:
+            y[rows] = block
+        else:
+            np.multiply(block, gain, out=y[rows])
+        if shift is not None:
+            y[rows] += shift
+
+    blocks(affine)
     y = y.reshape(xa.shape)
 
     def backward(g: np.ndarray) -> tuple[Any, Any, Any]:
         """With per-channel sums ``S = sum(g)`` and ``T = sum(g * normalized)`` (also
         dbeta and dgamma), ``dx = gamma / std * (g - S / n - normalized * T / n)`` in
-        training, ``gamma / std * g`` in evaluation: three passes over x's size."""
+        training, ``gamma / std * g`` in evaluation: two passes over x's size, in row
+        blocks on threads."""
         g2 = g.reshape(normalized.shape)
-        total = (fold(g2.sum(axis=0), r)
-                 if needs_grad(beta) or (training and needs_grad(x)) else None)
-        paired = (fold(_column_dot(g2, normalized), r)
-                  if needs_grad(gamma) or (training and needs_grad(x)) else None)
+        want_total = needs_grad(beta) or (training and needs_grad(x))
+        want_paired = needs_grad(gamma) or (training and needs_grad(x))
+        sums = blocks(lambda rows: (
+            g2[rows].sum(axis=0) if want_total else 0,
+            _column_dot(g2[rows], normalized[rows]) if want_paired else 0))
+        total = fold(sum(s[0] for s in sums), r) if want_total else None
+        paired = fold(sum(s[1] for s in sums), r) if want_paired else None
         dx = dgamma = dbeta = None
         if needs_grad(x):
-            scale = inv_std if ga is None else inv_std * ga
-            dx = np.multiply(g2, tile(scale, r), dtype=normalized.dtype)
+            factor = inv_std if ga is None else inv_std * ga
+            dx = np.empty(normalized.shape, dtype=normalized.dtype)
+            times = tile(factor, r)
             if training:
-                dx -= normalized * tile(scale * paired / count, r)
-                dx -= tile(scale * total / count, r)
+                slope = tile(factor * paired / count, r)
+                offset = tile(factor * total / count, r)
+
+            def gradient(rows: slice) -> None:
+                block = np.multiply(g2[rows], times, out=dx[rows])
+                if training:
+                    block -= normalized[rows] * slope
+                    block -= offset
+
+            blocks(gradient)
             dx = dx.reshape(xa.shape).astype(xa.dtype, copy=False)
         if needs_grad(gamma):
             dgamma = paired.astype(ga.dtype, copy=False)

@@ -158,6 +158,27 @@ def parallel(run: Callable[[list], Any], items: Sequence) -> None:
         future.result()
 
 
+# Passes over arrays smaller than this run on the calling thread: handing work to another
+# thread costs tens of microseconds.
+PARALLEL_BYTES = 4 << 20
+
+
+def over_rows(fn: Callable[[slice], Any], rows: int, nbytes: int) -> list[Any]:
+    """``fn(rows_slice)`` over contiguous slices covering ``range(rows)`` of an array of
+    ``nbytes``: one slice per thread on ``parallel``'s threads (one slice on this thread
+    below ``PARALLEL_BYTES``). Returns the results in row order."""
+    parts = max(1, min(rows, THREADS if nbytes >= PARALLEL_BYTES else 1))
+    bounds = [rows * i // parts for i in range(parts + 1)]
+    results: list[Any] = [None] * parts
+
+    def run(items: list[tuple[int, slice]]) -> None:
+        for i, rows_slice in items:
+            results[i] = fn(rows_slice)
+
+    parallel(run, [(i, slice(a, b)) for i, (a, b) in enumerate(itertools.pairwise(bounds))])
+    return results
+
+
 def _find_openblas() -> Any:
     """NumPy's bundled OpenBLAS as a ctypes library with ``get``/``set`` thread counts,
     or None where NumPy uses another BLAS (or none is found)."""
