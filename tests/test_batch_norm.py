@@ -163,3 +163,19 @@ def test_integer_input_is_refused():
     with raises(TypeError, "x must be a floating-point array (float32 or float64); received "
                            "ndarray of shape (2, 3) and dtype int64"):
         convolve.batch_norm(np.zeros((2, 3), np.int64), C, C, None, None, training=True)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_mixed_dtypes_follow_numpy_promotion(training):
+    """float32 x with float64 gamma and beta: the output is float64 (NumPy's promotion),
+    the input gradient float32 like x, the parameter gradients float64."""
+    rng = np.random.default_rng(0)
+    x = convolve.Tensor(rng.standard_normal((4, 5, 5, 3)).astype(np.float32),
+                        requires_grad=True)
+    gamma = convolve.Tensor(rng.standard_normal(3), requires_grad=True)
+    beta = convolve.Tensor(rng.standard_normal(3), requires_grad=True)
+    y = convolve.batch_norm(x, gamma, beta, np.zeros(3), np.ones(3), training=training)
+    assert y.dtype == np.float64
+    y.backward(np.ones(y.shape))
+    assert (x.grad.dtype, gamma.grad.dtype, beta.grad.dtype) == (
+        np.float32, np.float64, np.float64)

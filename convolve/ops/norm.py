@@ -96,7 +96,7 @@ def batch_norm(
         blocks(lambda rows: np.subtract(x2[rows], centre, out=normalized[rows]))
         var = rv.astype(xa.dtype, copy=False)
     inv_std = (1 / np.sqrt(var + eps)).astype(xa.dtype, copy=False)
-    y = np.empty_like(normalized)
+    y = np.empty(normalized.shape, np.result_type(xa, *(v for v in (ga, be) if v is not None)))
     scale, gain = tile(inv_std, r), None if ga is None else tile(ga, r)
     shift = None if be is None else tile(be, r)
 
