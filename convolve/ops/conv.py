@@ -59,7 +59,8 @@ def select_algorithm(name: str, geometry: ConvGeometry, dtype: Any = np.float64)
     - 3x3, stride 1, dilation 1, at least ``WINOGRAD_MIN_CHANNELS`` channels per group:
       Winograd F(4x4) when both output sides are >= 12 and its 4x4 tiles overhang the
       output by at most 15% with >= 128 channels (14x14 runs as 16x16), 6% with fewer
-      (34x34 as 36x36), F(2x2) when >= 10, else ``gemm``
+      (34x34 as 36x36), F(2x2) when >= 10 and its 2x2 tiles overhang by at most 6%
+      (not 11x11 or 13x13), else ``gemm``
       (at 7x7 and its 9x9 input gradient the tiles' overhang costs what Winograd
       saves). The weight gradient follows the forward's choice; the input gradient (a
       3x3 stride-1 convolution of the output gradient) the same rule with the channels
@@ -174,10 +175,20 @@ def _winograd_for(geometry: ConvGeometry, channels: int, out_hw: tuple[int, ...]
         return None
     # F(4x4) wherever its whole tiles cover few more pixels than the output: up to 15%
     # more with many channels (the products dominate), 6% with fewer (64,14,14,32->64
-    # forward+backward: F(4x4) 26 ms, F(2x2) 22, gemm 25).
-    waste = max(-(-side // 4) * 4 / side for side in out_hw)
+    # forward+backward: F(4x4) 26 ms, F(2x2) 22, gemm 25); F(2x2) likewise within 6%,
+    # else gemm (64,11,11,32->64, 1 thread, ms, gemm / F(4x4) / F(2x2): forward 3.1 /
+    # 4.1 / 5.1, weight gradient 3.1 / 5.0 / 5.4; its 13x13 input gradient 5.2 / 7.5 /
+    # 6.5: mnist_cnn's second conv).
     allowed = 1.15 if channels >= 128 else 1.06
-    return winograd.F4 if min(out_hw) >= 12 and waste <= allowed else winograd.F2
+    if min(out_hw) >= 12 and _overhang(out_hw, 4) <= allowed:
+        return winograd.F4
+    return winograd.F2 if _overhang(out_hw, 2) <= 1.06 else None
+
+
+def _overhang(out_hw: tuple[int, ...], m: int) -> float:
+    """How many times longer than the output the whole ``m x m`` tiles reach along its
+    longer-reaching side."""
+    return max(-(-side // m) * m / side for side in out_hw)
 
 
 def conv2d(
