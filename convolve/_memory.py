@@ -9,7 +9,7 @@ settings below (batch_norm forward and backward of 64x26x26x32: 14.4 ms, 6.5 ms)
 ``import convolve`` therefore asks glibc to serve blocks of up to ``MMAP_THRESHOLD``
 from its heap and to keep up to ``TRIM_THRESHOLD`` of freed memory for reuse, as a
 caching allocator does; the process's memory then shrinks later than it would. Set
-``CONVOLVE_KEEP_MEMORY=0`` to leave malloc as it is.
+``CONVOLVE_KEEP_MEMORY=0`` (or ``false``, ``no``, ``off``) to leave malloc as it is.
 """
 
 from __future__ import annotations
@@ -27,12 +27,15 @@ TRIM_THRESHOLD = 128 << 20
 
 def keep_freed_memory() -> bool:
     """Apply the settings above where the C library is glibc; returns whether it did."""
-    if not sys.platform.startswith("linux") or os.environ.get("CONVOLVE_KEEP_MEMORY") == "0":
+    setting = os.environ.get("CONVOLVE_KEEP_MEMORY", "").strip().lower()
+    if not sys.platform.startswith("linux") or setting in ("0", "false", "no", "off"):
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt  # the C library Python runs on
     except (OSError, AttributeError):
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    # Setting either fixes both (glibc stops adjusting them): the trim threshold alone,
+    # with the mapping threshold left at 128 KB, would map every large array afresh.
     return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
                 and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))

@@ -84,3 +84,17 @@ def test_set_autotune_wants_a_bool():
     with pytest.raises(TypeError, match="enabled must be True or False; received 1"):
         convolve.set_autotune(1)
     assert convolve.autotune_enabled() is False
+
+
+def test_empty_batches_keep_the_table(tuning):
+    """Nothing to time: an empty batch runs, and its gradients come out empty or zero."""
+    x = convolve.Tensor(np.zeros((0, 8, 8, 3)), requires_grad=True)
+    w = convolve.Tensor(np.ones((3, 3, 3, 4)), requires_grad=True)
+    y = convolve.conv2d(x, w, padding=1)
+    assert y.shape == (0, 8, 8, 4)
+    y.backward(np.zeros(y.shape))
+    assert x.grad.shape == (0, 8, 8, 3)
+    np.testing.assert_array_equal(w.grad, np.zeros((3, 3, 3, 4)))
+    assert convolve.conv_transpose2d(np.zeros((0, 8, 8, 3)), np.ones((3, 3, 4, 3)),
+                                     stride=2).shape == (0, 17, 17, 4)
+    assert not tuning

@@ -179,3 +179,14 @@ def test_mixed_dtypes_follow_numpy_promotion(training):
     y.backward(np.ones(y.shape))
     assert (x.grad.dtype, gamma.grad.dtype, beta.grad.dtype) == (
         np.float32, np.float64, np.float64)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_a_wider_beta_is_added_into_the_output(training):
+    """float32 x and gamma with float64 beta: float32 out, as ``y += beta``."""
+    x = np.ones((4, 5, 5, 3), np.float32)
+    y = convolve.batch_norm(x, np.ones(3, np.float32), np.zeros(3), np.zeros(3), np.ones(3),
+                            training=training)
+    assert y.dtype == np.float32
+    assert convolve.batch_norm(x, None, np.zeros(3), np.zeros(3), np.ones(3),
+                               training=training).dtype == np.float32

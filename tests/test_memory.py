@@ -38,7 +38,8 @@ def test_large_arrays_reuse_freed_memory():
     assert faults < 100
 
 
+@pytest.mark.parametrize("value", ["0", "false", "Off"])
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc settings")
-def test_the_settings_can_be_left_alone():
-    applied, _ = _run("0")
+def test_the_settings_can_be_left_alone(value):
+    applied, _ = _run(value)
     assert not applied

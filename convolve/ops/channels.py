@@ -17,7 +17,7 @@ WIDE = 512
 
 def widen(a: np.ndarray) -> tuple[np.ndarray, int]:
     """``a: (..., C)`` as ``(M / r, r * C)`` (a view where ``a`` is C-contiguous), with
-    ``r`` the largest divisor of ``M`` up to ``WIDE / C``; returns ``(view, r)``."""
+    ``r`` the largest divisor of ``M`` up to ``ceil(WIDE / C)``; returns ``(view, r)``."""
     c = a.shape[-1]
     m = a.size // c if c else 0
     r = next(r for r in range(max(1, min(m, -(-WIDE // max(c, 1)))), 0, -1) if m % r == 0)

@@ -96,16 +96,18 @@ def select_algorithm(name: str, geometry: ConvGeometry, dtype: Any = np.float64)
                     direct.grad_input, direct.grad_weight, pads_input=True)
     if cg == 1 and geometry.groups > 1:
         return direct
-    if autotune.autotune_enabled():
-        (top, bottom), (left, right) = geometry.pads
-        n = geometry.input_shape[0] if geometry.batched else 1
-        h, w, c = geometry.input_shape[-3:]
-        xp_shape = (n, h + top + bottom, w + left + right, c)
+    (top, bottom), (left, right) = geometry.pads
+    n = geometry.input_shape[0] if geometry.batched else 1
+    h, w, c = geometry.input_shape[-3:]
+    xp_shape = (n, h + top + bottom, w + left + right, c)
+    if autotune.autotune_enabled() and 0 not in (*xp_shape, c_out, *geometry.out_hw):
         settings = dict(stride=geometry.stride, dilation=geometry.dilation,
                         groups=geometry.groups)
-        return Plan(*autotune.tuned_passes((geometry, np.dtype(dtype).str), TUNED, xp_shape,
-                                           geometry.weight_shape, geometry.out_hw,
-                                           np.dtype(dtype), settings))
+        passes = autotune.tuned_passes((geometry, np.dtype(dtype).str), TUNED, xp_shape,
+                                       geometry.weight_shape, geometry.out_hw,
+                                       np.dtype(dtype), settings)
+        if passes is not None:
+            return Plan(*passes)
     forward = _winograd_for(geometry, min(cg, og), geometry.out_hw) or gemm
     input_size = tuple(n + p0 + p1 for n, (p0, p1) in
                        zip(geometry.input_shape[-3:-1], geometry.pads))
@@ -141,8 +143,8 @@ def _operands(x: Any, w: Any, b: Any) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 
 def _biased(y: np.ndarray, b: np.ndarray | None, batched: bool) -> np.ndarray:
-    """The output ``y: (N, H, W, C_out)`` plus the bias, in place, and unbatched unless
-    the input was batched."""
+    """The output ``y: (N, H, W, C_out)`` plus the bias (in place where ``y`` is
+    C-contiguous, as the methods make it), and unbatched unless the input was batched."""
     if b is not None:
         y = np.ascontiguousarray(y)  # so that the wide rows are a view of it
         wide, r = widen(y)
@@ -223,13 +225,13 @@ def conv2d(
     geometry = conv_geometry(xa.shape, wa.shape, stride=stride, padding=padding,
                              dilation=dilation, groups=groups)
     mode = _args.padding_mode(padding_mode)
+    dtype = np.result_type(xa, wa, *(() if ba is None else (ba,)))
+    method = select_algorithm(algorithm, geometry, dtype)
     size = xa.shape[-3:-1]
     check_pads(geometry.pads, size, mode)
     c_out = wa.shape[3]
     if ba is not None:
         _args.vector(ba, "b", c_out, "C_out", f"to match w of shape {wa.shape}")
-    dtype = np.result_type(xa, wa, *(() if ba is None else (ba,)))
-    method = select_algorithm(algorithm, geometry, dtype)
     settings = dict(stride=geometry.stride, dilation=geometry.dilation, groups=groups)
     x4 = (xa if geometry.batched else xa[None]).astype(dtype, copy=False)
     wc = wa.astype(dtype, copy=False)
@@ -298,12 +300,12 @@ def conv_transpose2d(
     geometry = conv_transpose_geometry(xa.shape, wa.shape, stride=stride, padding=padding,
                                        output_padding=output_padding, dilation=dilation,
                                        groups=groups)
+    dtype = np.result_type(xa, wa, *(() if ba is None else (ba,)))
+    method = select_algorithm(algorithm, geometry.transposed, dtype)
     c_out = geometry.output_shape[-1]
     if ba is not None:
         _args.vector(ba, "b", c_out, "C_out",
                      f"to match w of shape {wa.shape} and groups={groups}")
-    dtype = np.result_type(xa, wa, *(() if ba is None else (ba,)))
-    method = select_algorithm(algorithm, geometry.transposed, dtype)
     settings = dict(stride=geometry.stride, dilation=geometry.dilation, groups=groups)
     x4 = (xa if geometry.batched else xa[None]).astype(dtype, copy=False)
     wc = wa.astype(dtype, copy=False)

@@ -96,7 +96,8 @@ def batch_norm(
         blocks(lambda rows: np.subtract(x2[rows], centre, out=normalized[rows]))
         var = rv.astype(xa.dtype, copy=False)
     inv_std = (1 / np.sqrt(var + eps)).astype(xa.dtype, copy=False)
-    y = np.empty(normalized.shape, np.result_type(xa, *(v for v in (ga, be) if v is not None)))
+    # gamma may widen the output; beta is added into it (as NumPy's y += beta)
+    y = np.empty(normalized.shape, xa.dtype if ga is None else np.result_type(xa, ga))
     scale, gain = tile(inv_std, r), None if ga is None else tile(ga, r)
     shift = None if be is None else tile(be, r)
 

@@ -167,7 +167,9 @@ def grad_weight(xp: np.ndarray, g: np.ndarray, *, w_shape: tuple[int, ...],
         budget = max(workspace_budget(g.nbytes), WORKSPACE_FLOOR) // _common.THREADS
         chunks = list(blocks(n, out_hw[0], out_hw[1] * k_bytes, min(share, budget)))
     run_chunks(run, chunks)
-    dw = sum(partials[1:], partials[0])
+    partials = [p for p in partials if p is not None]  # None: no chunk (an empty batch)
+    dw = (sum(partials[1:], partials[0]) if partials
+          else np.zeros((groups, kh * kw * cg, og), dtype=xp.dtype))
     return dw.reshape(groups, kh, kw, cg, og).transpose(1, 2, 3, 0, 4).reshape(w_shape)
 
 
