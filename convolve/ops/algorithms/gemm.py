@@ -3,7 +3,8 @@
 The patch matrix of a chunk is ``(groups, M, KH * KW * C_in // groups)`` for ``M`` output
 pixels (for a 1x1 kernel, the pixels it reads); chunks (whole images, or row blocks of one
 image) keep it in cache and within the workspace budget, and run on threads. Good for few
-input channels, strided and 1x1 kernels.
+input channels, strided and 1x1 kernels. An ungrouped 1x1 kernel's three passes are one
+product each, over the pixels it reads, which BLAS threads itself.
 """
 
 from __future__ import annotations
@@ -120,6 +121,15 @@ def _channels_first_patches(rows: np.ndarray, kernel: tuple[int, int],
 def forward(xp: np.ndarray, w: np.ndarray, *, stride: tuple[int, int],
             dilation: tuple[int, int], groups: int, out_hw: tuple[int, int]) -> np.ndarray:
     n, c_out = xp.shape[0], w.shape[3]
+    if w.shape[:2] == (1, 1) and groups == 1:
+        # The pixels read are the patch matrix (a view for stride 1): one product, which
+        # BLAS threads itself (8x56x56x64->128 1x1/2: 1.16 ms in chunks on two threads,
+        # 0.81 as one copy and one product).
+        pixels = np.ascontiguousarray(_subsample(xp, out_hw, stride))
+        y = np.empty((n, *out_hw, c_out), dtype=xp.dtype)
+        run_chunks(lambda _: np.matmul(pixels.reshape(-1, xp.shape[3]), w[0, 0],
+                                       out=y.reshape(-1, c_out)), [None])
+        return y
     y = np.empty((n, *out_hw, c_out), dtype=xp.dtype)
     wmat = _weight_matrix(w, groups)
 
@@ -143,6 +153,11 @@ def grad_weight(xp: np.ndarray, g: np.ndarray, *, w_shape: tuple[int, ...],
     kh, kw, cg, c_out = w_shape
     og = c_out // groups
     out_hw = g.shape[1:3]
+    if (kh, kw) == (1, 1) and groups == 1:  # one product, as the forward's
+        pixels = np.ascontiguousarray(_subsample(xp, out_hw, stride)).reshape(-1, cg)
+        dw = np.empty((cg, c_out), dtype=np.result_type(xp, g))
+        run_chunks(lambda _: np.matmul(pixels.T, g.reshape(-1, c_out), out=dw), [None])
+        return dw.reshape(w_shape)
     partials: list[np.ndarray] = []
 
     def run(chunks: list[tuple[int, int, int, int]]) -> None:
@@ -236,6 +251,16 @@ def _grad_input_1x1(g: np.ndarray, w: np.ndarray, xp_shape: tuple[int, ...],
     dxp = (np.empty if covered else np.zeros)(xp_shape, dtype=g.dtype)
     wt = grouped_weight_transpose(w[0, 0], groups)
     target = _subsample(dxp, (out_h, out_w), stride)
+    if groups == 1:  # one product (into dxp itself where it covers every pixel)
+        def product(_: object) -> None:
+            g2 = g.reshape(-1, g.shape[3])
+            if covered:
+                np.matmul(g2, wt, out=dxp.reshape(-1, xp_shape[3]))
+            else:
+                target[...] = np.matmul(g2, wt).reshape(target.shape)
+
+        run_chunks(product, [None])
+        return dxp
 
     def run(chunks: list[tuple[int, int, int, int]]) -> None:
         for n0, n1, h0, h1 in chunks:
