@@ -24,7 +24,7 @@ from convolve.ops.algorithms._common import single_threaded_blas
 REPEATS = 3
 _enabled = False
 _lock = threading.Lock()
-_plans: dict[Any, tuple[Callable[..., np.ndarray], ...]] = {}
+_plans: dict[Any, tuple[Callable[..., np.ndarray], ...] | None] = {}  # None: the table
 
 
 def set_autotune(enabled: bool) -> None:
