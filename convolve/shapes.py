@@ -120,6 +120,14 @@ class ConvGeometry(_Batched):
     def out_channels(self) -> int:
         return self.weight_shape[3]
 
+    @property
+    def padded_shape(self) -> tuple[int, int, int, int]:
+        """The padded input the methods read: ``(N, Hp, Wp, C_in)`` (N = 1 unbatched)."""
+        (top, bottom), (left, right) = self.pads
+        h, w, c = self.input_shape[-3:]
+        return (self.input_shape[0] if self.batched else 1, h + top + bottom,
+                w + left + right, c)
+
 
 def _check_operands(input_shape: tuple[int, ...], weight_shape: tuple[int, ...],
                     groups: Any, weight_layout: str) -> int:

@@ -96,23 +96,25 @@ def select_algorithm(name: str, geometry: ConvGeometry, dtype: Any = np.float64)
                     direct.grad_input, direct.grad_weight, pads_input=True)
     if cg == 1 and geometry.groups > 1:
         return direct
-    (top, bottom), (left, right) = geometry.pads
-    n = geometry.input_shape[0] if geometry.batched else 1
-    h, w, c = geometry.input_shape[-3:]
-    xp_shape = (n, h + top + bottom, w + left + right, c)
-    if autotune.autotune_enabled() and 0 not in (*xp_shape, c_out, *geometry.out_hw):
-        settings = dict(stride=geometry.stride, dilation=geometry.dilation,
-                        groups=geometry.groups)
-        passes = autotune.tuned_passes((geometry, np.dtype(dtype).str), TUNED, xp_shape,
-                                       geometry.weight_shape, geometry.out_hw,
-                                       np.dtype(dtype), settings)
-        if passes is not None:
-            return Plan(*passes)
+    tuned = _tuned(geometry, dtype) if autotune.autotune_enabled() else None
+    if tuned is not None:
+        return tuned
     forward = _winograd_for(geometry, min(cg, og), geometry.out_hw) or gemm
-    input_size = tuple(n + p0 + p1 for n, (p0, p1) in
-                       zip(geometry.input_shape[-3:-1], geometry.pads))
-    backward = _winograd_for(geometry, min(cg, og), input_size) or gemm
+    backward = _winograd_for(geometry, min(cg, og), geometry.padded_shape[1:3]) or gemm
     return Plan(forward.forward, backward.grad_input, forward.grad_weight)
+
+
+def _tuned(geometry: ConvGeometry, dtype: Any) -> Plan | None:
+    """Autotuning's plan for ``geometry``, or None (no work to time, or every method
+    refuses a pass): then the table decides."""
+    xp_shape = geometry.padded_shape
+    if 0 in (*xp_shape, geometry.out_channels, *geometry.out_hw):
+        return None
+    dtype = np.dtype(dtype)
+    settings = dict(stride=geometry.stride, dilation=geometry.dilation, groups=geometry.groups)
+    passes = autotune.tuned_passes((geometry, dtype.str), TUNED, xp_shape,
+                                   geometry.weight_shape, geometry.out_hw, dtype, settings)
+    return None if passes is None else Plan(*passes)
 
 
 WINOGRAD_MIN_CHANNELS = 16
@@ -136,10 +138,13 @@ def _filter(x: np.ndarray, w: np.ndarray, *, pads: _args.Pads, mode: str,
     return fft.forward(pad(x, pads, mode), w, **settings)
 
 
-def _operands(x: Any, w: Any, b: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """conv2d's and conv_transpose2d's ``x``, ``w`` and ``b`` as floating-point arrays."""
+def _operands(x: Any, w: Any, b: Any
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.dtype]:
+    """conv2d's and conv_transpose2d's ``x``, ``w`` and ``b`` as floating-point arrays,
+    and the dtype they compute in (NumPy's promotion of the three)."""
     xa, wa = _args.float_array(data(x), "x"), _args.float_array(data(w), "w")
-    return xa, wa, None if b is None else _args.float_array(data(b), "b")
+    ba = None if b is None else _args.float_array(data(b), "b")
+    return xa, wa, ba, np.result_type(xa, wa, *(() if ba is None else (ba,)))
 
 
 def _biased(y: np.ndarray, b: np.ndarray | None, batched: bool) -> np.ndarray:
@@ -221,11 +226,10 @@ def conv2d(
         ``H_out = floor((H + top + bottom - dilation * (KH - 1) - 1) / stride) + 1``.
         A Tensor, recorded for backpropagation, if any input is a Tensor.
     """
-    xa, wa, ba = _operands(x, w, b)
+    xa, wa, ba, dtype = _operands(x, w, b)
     geometry = conv_geometry(xa.shape, wa.shape, stride=stride, padding=padding,
                              dilation=dilation, groups=groups)
     mode = _args.padding_mode(padding_mode)
-    dtype = np.result_type(xa, wa, *(() if ba is None else (ba,)))
     method = select_algorithm(algorithm, geometry, dtype)
     size = xa.shape[-3:-1]
     check_pads(geometry.pads, size, mode)
@@ -240,8 +244,7 @@ def conv2d(
         y, saved_xp = _forward(method, x4, wc, geometry.pads, mode, needs_grad(w),
                                out_hw=geometry.out_hw, **settings)
     y = _biased(y, ba, geometry.batched)
-    (top, bottom), (left, right) = geometry.pads
-    xp_shape = (x4.shape[0], size[0] + top + bottom, size[1] + left + right, x4.shape[3])
+    xp_shape = geometry.padded_shape
     x_dtype, w_shape, w_dtype = xa.dtype, wa.shape, wa.dtype
     b_dtype = None if ba is None else ba.dtype
     del x4, xa
@@ -296,11 +299,10 @@ def conv_transpose2d(
         bottom + dilation * (KH - 1) + output_padding + 1``. A Tensor, recorded for
         backpropagation, if any input is a Tensor.
     """
-    xa, wa, ba = _operands(x, w, b)
+    xa, wa, ba, dtype = _operands(x, w, b)
     geometry = conv_transpose_geometry(xa.shape, wa.shape, stride=stride, padding=padding,
                                        output_padding=output_padding, dilation=dilation,
                                        groups=groups)
-    dtype = np.result_type(xa, wa, *(() if ba is None else (ba,)))
     method = select_algorithm(algorithm, geometry.transposed, dtype)
     c_out = geometry.output_shape[-1]
     if ba is not None:
@@ -309,11 +311,10 @@ def conv_transpose2d(
     settings = dict(stride=geometry.stride, dilation=geometry.dilation, groups=groups)
     x4 = (xa if geometry.batched else xa[None]).astype(dtype, copy=False)
     wc = wa.astype(dtype, copy=False)
-    (top, bottom), (left, right) = geometry.pads
+    (top, _), (left, _) = geometry.pads
     out_h, out_w = geometry.out_hw
-    yp_shape = (x4.shape[0], out_h + top + bottom, out_w + left + right, c_out)
     with single_threaded_blas():
-        yp = method.grad_input(x4, wc, xp_shape=yp_shape, **settings)
+        yp = method.grad_input(x4, wc, xp_shape=geometry.transposed.padded_shape, **settings)
     y = np.ascontiguousarray(yp[:, top:top + out_h, left:left + out_w])
     y = _biased(y, ba, geometry.batched)
     saved_x4 = x4 if needs_grad(w) else None

@@ -38,6 +38,12 @@ def _subsample(xp: np.ndarray, out_hw: tuple[int, int], stride: tuple[int, int]
     return xp[:, :out_hw[0] * stride[0]:stride[0], :out_hw[1] * stride[1]:stride[1]]
 
 
+def _pixels(xp: np.ndarray, out_hw: tuple[int, int], stride: tuple[int, int]) -> np.ndarray:
+    """A 1x1 kernel's patch matrix: the pixels it reads as ``(M, C_in)`` (a view for
+    stride 1)."""
+    return np.ascontiguousarray(_subsample(xp, out_hw, stride)).reshape(-1, xp.shape[3])
+
+
 # Chunks hold patch matrices of about CHUNK_BYTES, so that a chunk's patches are still in
 # the core's cache when its product reads them, and at least two chunks go to each thread
 # (even shares), but every chunk has at least CHUNK_PIXELS rows, so that each product
@@ -121,16 +127,13 @@ def _channels_first_patches(rows: np.ndarray, kernel: tuple[int, int],
 def forward(xp: np.ndarray, w: np.ndarray, *, stride: tuple[int, int],
             dilation: tuple[int, int], groups: int, out_hw: tuple[int, int]) -> np.ndarray:
     n, c_out = xp.shape[0], w.shape[3]
-    if w.shape[:2] == (1, 1) and groups == 1:
-        # The pixels read are the patch matrix (a view for stride 1): one product, which
-        # BLAS threads itself (8x56x56x64->128 1x1/2: 1.16 ms in chunks on two threads,
-        # 0.81 as one copy and one product).
-        pixels = np.ascontiguousarray(_subsample(xp, out_hw, stride))
-        y = np.empty((n, *out_hw, c_out), dtype=xp.dtype)
-        run_chunks(lambda _: np.matmul(pixels.reshape(-1, xp.shape[3]), w[0, 0],
-                                       out=y.reshape(-1, c_out)), [None])
-        return y
     y = np.empty((n, *out_hw, c_out), dtype=xp.dtype)
+    if w.shape[:2] == (1, 1) and groups == 1:
+        # One product, which BLAS threads itself (8x56x56x64->128 1x1/2: 1.16 ms in
+        # chunks on two threads, 0.81 as one copy and one product).
+        pixels = _pixels(xp, out_hw, stride)
+        run_chunks(lambda _: np.matmul(pixels, w[0, 0], out=y.reshape(-1, c_out)), [None])
+        return y
     wmat = _weight_matrix(w, groups)
 
     def run(chunks: list[tuple[int, int, int, int]]) -> None:
@@ -154,7 +157,7 @@ def grad_weight(xp: np.ndarray, g: np.ndarray, *, w_shape: tuple[int, ...],
     og = c_out // groups
     out_hw = g.shape[1:3]
     if (kh, kw) == (1, 1) and groups == 1:  # one product, as the forward's
-        pixels = np.ascontiguousarray(_subsample(xp, out_hw, stride)).reshape(-1, cg)
+        pixels = _pixels(xp, out_hw, stride)
         dw = np.empty((cg, c_out), dtype=np.result_type(xp, g))
         run_chunks(lambda _: np.matmul(pixels.T, g.reshape(-1, c_out), out=dw), [None])
         return dw.reshape(w_shape)
