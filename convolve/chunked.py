@@ -1,0 +1,96 @@
+"""Filters and inference on Dask arrays (extra ``dask``), chunk by chunk.
+
+An image larger than memory, or a batch of many images, is a Dask array; the functions here
+return lazy Dask arrays whose chunks run convolve's in-memory code, on Dask's threads, its
+processes or a ``distributed`` cluster. Dask is imported when one of them is called.
+
+Filtering pads the whole (lazy) array once in the boundary mode, then gives each chunk the
+halo its kernel reaches into (``map_overlap`` with the depth of the kernel's footprint about
+its origin), so that every mode and every chunking give the in-memory result.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from convolve import _args, filters
+from convolve.ops.pad import _NUMPY_MODE, check_pads
+
+
+def _dask_array() -> Any:
+    try:
+        import dask.array
+    except ImportError:
+        raise ImportError(
+            "Dask arrays need Dask: pip install 'convolve[dask]'") from None
+    return dask.array
+
+
+def apply(image: Any, kernel: Any, *, mode: str = "reflect") -> Any:
+    """``filters.apply`` on a Dask array ``(H, W)`` or ``(H, W, C)``, lazily.
+
+    Returns:
+        A Dask array of the image's shape, dtype and chunks (a channel axis in several
+        chunks comes back in one). Chunks thinner than the kernel's reach are merged for
+        the computation and split again after it.
+    """
+    da = _dask_array()
+    if not isinstance(image, da.Array):
+        raise TypeError(f"image must be a Dask array; received {_args.describe(image)}")
+    if image.dtype.kind != "f":
+        raise TypeError(
+            "image must be a floating-point array (float32 or float64); received "
+            f"{_args.describe(image)}. Convert it first, e.g. x.astype(np.float32) / 255"
+        )
+    _args.rank(image.shape, "image", {2: "(H, W)", 3: "(H, W, C)"})
+    mode = _args.padding_mode(mode, "mode")
+    kernels = filters.kernels_of(kernel)
+    pads = filters.same_pads(kernels[0].shape)
+    check_pads(pads, image.shape[:2], mode,
+               name=f"the padding that a kernel of shape {kernels[0].shape} needs")
+    if image.ndim == 3:
+        image = image.rechunk({2: -1})
+    if image.size == 0:
+        return image
+    work = tuple(_halo_chunks(c, max(p)) for c, p in zip(image.chunks, pads))
+    padded = da.pad(image.rechunk(work + image.chunks[2:]),
+                    [*pads, *[(0, 0)] * (image.ndim - 2)], mode=_NUMPY_MODE[mode])
+    padded = padded.rechunk(tuple(
+        _with_pads(c, p) for c, p in zip(work, pads)) + image.chunks[2:])
+    depth = {0: pads[0], 1: pads[1], **({2: 0} if image.ndim == 3 else {})}
+    result = da.map_overlap(
+        _valid, padded, depth=depth, boundary="none", trim=False, allow_rechunk=False,
+        chunks=work + image.chunks[2:], dtype=image.dtype, meta=np.empty((0,) * image.ndim,
+                                                                          image.dtype),
+        kernels=kernels)
+    return result.rechunk(image.chunks)
+
+
+def _valid(block: np.ndarray, *, kernels: list[np.ndarray]) -> np.ndarray:
+    """The in-memory filter on a chunk that carries its halo: the output loses the halo."""
+    return filters.correlate(block, kernels, pads=((0, 0), (0, 0)), mode="zeros")
+
+
+def _halo_chunks(chunks: tuple[int, ...], reach: int) -> tuple[int, ...]:
+    """``chunks`` along an axis, neighbours merged until each is at least ``reach``
+    (the halo a neighbour takes from it); an axis shorter than ``reach`` is one chunk."""
+    merged: list[int] = []
+    for c in chunks:
+        if merged and merged[-1] < reach:
+            merged[-1] += c
+        else:
+            merged.append(c)
+    if len(merged) > 1 and merged[-1] < reach:
+        last = merged.pop()
+        merged[-1] += last
+    return tuple(merged)
+
+
+def _with_pads(chunks: tuple[int, ...], pads: tuple[int, int]) -> tuple[int, ...]:
+    """The chunks of an axis padded by ``pads``: the pads join the first and last chunk."""
+    out = list(chunks)
+    out[0] += pads[0]
+    out[-1] += pads[1]
+    return tuple(out)
