@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,12 @@ def describe(value: Any) -> str:
     if hasattr(value, "shape") and hasattr(value, "dtype"):
         return f"{type(value).__name__} of shape {tuple(value.shape)} and dtype {value.dtype}"
     return repr(value)
+
+
+def is_dask_array(value: Any) -> bool:
+    """Without importing Dask: a Dask array exists only once ``dask.array`` is imported."""
+    dask_array = sys.modules.get("dask.array")
+    return dask_array is not None and isinstance(value, dask_array.Array)
 
 
 def is_int(value: Any) -> bool:

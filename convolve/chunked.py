@@ -94,3 +94,49 @@ def _with_pads(chunks: tuple[int, ...], pads: tuple[int, int]) -> tuple[int, ...
     out[0] += pads[0]
     out[-1] += pads[1]
     return tuple(out)
+
+
+def predict(model: Any, images: Any, *, batch_size: int = 256) -> Any:
+    """``convolve.predict`` on a Dask array ``images: (N, H, W, C)``, lazily.
+
+    One task per chunk of the batch axis (the other axes are merged into one chunk), each
+    running the in-memory ``predict`` in batches of ``batch_size``. The tasks share one copy
+    of the model, in evaluation mode, held in the graph once: a worker receives its weights
+    once, whatever the number of chunks it runs.
+
+    Returns:
+        A Dask array ``(N, ...)`` of the model's outputs, chunked as the batch axis.
+    """
+    import copy
+    import uuid
+
+    import dask
+
+    da = _dask_array()
+    if not isinstance(images, da.Array):
+        raise TypeError(f"images must be a Dask array; received {_args.describe(images)}")
+    batch_size = _args.integer(batch_size, "batch_size")
+    if images.ndim == 0 or images.shape[0] == 0:
+        raise ValueError("images must be a batch (N, ...) with N >= 1; received an array of "
+                         f"shape {images.shape}")
+    frozen = copy.deepcopy(model).eval()
+    probe = _predict_block(frozen, np.zeros((1, *images.shape[1:]), images.dtype), batch_size)
+    shared = dask.delayed(frozen, name=f"convolve-model-{uuid.uuid4().hex}")
+    images = images.rechunk({axis: -1 for axis in range(1, images.ndim)})
+    outputs = [
+        da.from_delayed(dask.delayed(_predict_block, pure=True)(shared, block, batch_size),
+                        shape=(n, *probe.shape[1:]), dtype=probe.dtype,
+                        meta=probe[:0])
+        for n, block in zip(images.chunks[0], images.to_delayed().ravel())
+    ]
+    return da.concatenate(outputs) if len(outputs) > 1 else outputs[0]
+
+
+def _predict_block(model: Any, images: np.ndarray, batch_size: int) -> np.ndarray:
+    """The outputs of a model already in evaluation mode, which threads may share (the
+    in-memory ``predict`` switches the mode and back, one call at a time)."""
+    from convolve.tensor import no_grad
+
+    with no_grad():
+        return np.concatenate([np.asarray(model(images[i:i + batch_size]))
+                               for i in range(0, len(images), batch_size)])

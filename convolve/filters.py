@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -197,7 +196,7 @@ def apply(image: Any, kernel: Any, *, mode: str = "reflect") -> np.ndarray:
         mode ``"constant"``, ``"mirror"``, ``"nearest"``, ``"wrap"`` or ``"reflect"``
         respectively. The kernel is centred at ``(KH // 2, KW // 2)``.
     """
-    if _is_dask_array(image):
+    if _args.is_dask_array(image):
         from convolve import chunked
 
         return chunked.apply(image, kernel, mode=mode)
@@ -209,12 +208,6 @@ def apply(image: Any, kernel: Any, *, mode: str = "reflect") -> np.ndarray:
         check_pads(same_pads(k.shape), array.shape[:2], mode,
                    name=f"the padding that a kernel of shape {k.shape} needs")
     return correlate(array, kernels, pads=same_pads(kernels[0].shape), mode=mode)
-
-
-def _is_dask_array(value: Any) -> bool:
-    """Without importing Dask: a Dask array exists only once ``dask.array`` is imported."""
-    dask_array = sys.modules.get("dask.array")
-    return dask_array is not None and isinstance(value, dask_array.Array)
 
 
 def kernels_of(kernel: Any) -> list[np.ndarray]:

@@ -216,7 +216,14 @@ def evaluate(model: Module, data: Any, *, batch_size: int = 256,
 
 
 def predict(model: Module, images: Any, *, batch_size: int = 256) -> np.ndarray:
-    """The model's outputs for ``images: (N, H, W, C)`` as one array, in evaluation mode."""
+    """The model's outputs for ``images: (N, H, W, C)`` as one array, in evaluation mode.
+
+    A Dask array gives a lazy Dask array of outputs, one task per batch chunk
+    (``convolve.chunked.predict``, extra ``dask``)."""
+    if _args.is_dask_array(images):
+        from convolve import chunked
+
+        return chunked.predict(model, images, batch_size=batch_size)
     images = np.asarray(images)
     batch_size = _args.integer(batch_size, "batch_size")
     if images.ndim == 0 or len(images) == 0:
