@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from convolve import _args, filters
-from convolve.ops.pad import _NUMPY_MODE, check_pads
+from convolve.ops.pad import _NUMPY_MODE, check_pads, source_index
 
 
 def _dask_array() -> Any:
@@ -140,3 +140,99 @@ def _predict_block(model: Any, images: np.ndarray, batch_size: int) -> np.ndarra
     with no_grad():
         return np.concatenate([np.asarray(model(images[i:i + batch_size]))
                                for i in range(0, len(images), batch_size)])
+
+
+# dtype of a source -> (the float dtype it is filtered in, the value that maps to 1.0)
+FLOAT_OF = {np.dtype(np.uint8): (np.dtype(np.float32), 255),
+            np.dtype(np.uint16): (np.dtype(np.float32), 65535),
+            np.dtype(np.float32): (np.dtype(np.float32), None),
+            np.dtype(np.float64): (np.dtype(np.float64), None)}
+
+
+def float_dtype(dtype: Any, name: str) -> np.dtype:
+    """The dtype that pixels of ``dtype`` are filtered in; other dtypes refused (``name``
+    says whose pixels)."""
+    dtype = np.dtype(dtype)
+    if dtype not in FLOAT_OF:
+        raise TypeError(f"{name} has pixels of dtype {dtype}; supported: uint8, uint16 "
+                        "(scaled to [0, 1]), float32 and float64")
+    return FLOAT_OF[dtype][0]
+
+
+def apply_source(source: Any, kernel: Any, *, mode: str = "reflect", chunk: int = 2048,
+                 name: str = "source") -> Any:
+    """``filters.apply`` on an image that reads the regions it is indexed with (a Zarr
+    array, a memory map, ``bigio.TiffSource``), as a lazy Dask array.
+
+    Each output chunk is one task that reads its own region and halo from ``source`` (the
+    boundary taken in ``mode`` where the halo leaves the image) and filters it: no task
+    waits for another, so memory holds a few chunks per worker, whatever the image's size.
+
+    Arguments:
+        source: ``(H, W)`` or ``(H, W, C)``, float32, float64, or uint8 / uint16 (scaled to
+            ``[0, 1]`` as float32).
+        chunk: the output's chunks, ``chunk x chunk`` pixels (all channels).
+
+    Returns:
+        A Dask array of the source's shape, in its float dtype.
+    """
+    da = _dask_array()
+    shape = tuple(int(n) for n in source.shape)
+    _args.rank(shape, name, {2: "(H, W)", 3: "(H, W, C)"})
+    dtype = float_dtype(source.dtype, name)
+    chunk = _args.integer(chunk, "chunk")
+    mode = _args.padding_mode(mode, "mode")
+    kernels = filters.kernels_of(kernel)
+    pads = filters.same_pads(kernels[0].shape)
+    check_pads(pads, shape[:2], mode,
+               name=f"the padding that a kernel of shape {kernels[0].shape} needs")
+    chunks = tuple(_even_chunks(n, chunk) for n in shape[:2]) + tuple((n,) for n in shape[2:])
+    return da.map_blocks(_read_and_filter, dtype=dtype, chunks=chunks,
+                         meta=np.empty((0,) * len(shape), dtype), source=source,
+                         kernels=kernels, pads=pads, mode=mode, shape=shape)
+
+
+def _even_chunks(n: int, chunk: int) -> tuple[int, ...]:
+    return (chunk,) * (n // chunk) + ((n % chunk,) if n % chunk else ()) or (0,)
+
+
+def _read_and_filter(*, source: Any, kernels: list[np.ndarray], pads: _args.Pads,
+                     mode: str, shape: tuple[int, ...], block_info: Any) -> np.ndarray:
+    (r0, r1), (c0, c1) = block_info[None]["array-location"][:2]
+    rows = _axis_reads(r0, r1, pads[0], shape[0], mode)
+    cols = _axis_reads(c0, c1, pads[1], shape[1], mode)
+    region = np.concatenate([
+        np.concatenate([np.asarray(source[a:b, c:d]) for c, d in cols[0]], axis=1)
+        for a, b in rows[0]])
+    to, scale = FLOAT_OF[np.dtype(region.dtype)]
+    for axis, index in ((0, rows[1]), (1, cols[1])):
+        if index is None:
+            continue
+        if mode == "zeros":  # index -1 picks the zeros appended here
+            region = np.pad(region, [(0, int(a == axis)) for a in range(region.ndim)])
+        region = np.take(region, index, axis=axis)
+    region = region.astype(to, copy=False)
+    if scale is not None:
+        region /= to.type(scale)
+    return filters.correlate(region, kernels, pads=((0, 0), (0, 0)), mode="zeros")
+
+
+def _axis_reads(start: int, stop: int, pads: tuple[int, int], n: int, mode: str,
+                ) -> tuple[list[tuple[int, int]], np.ndarray | None]:
+    """The reads along an axis for the output positions ``start:stop`` with their halo:
+    runs ``[(a, b), ...]`` of source positions, and the index of each padded position in
+    the runs laid end to end (-1: a zero), or None when that is the runs themselves."""
+    first, last = start - pads[0], stop + pads[1]
+    if first >= 0 and last <= n:
+        return [(first, last)], None
+    positions = np.arange(first, last)
+    if mode == "zeros":
+        source = np.where((positions >= 0) & (positions < n), positions, -1)
+    else:
+        source = source_index(n, pads[0], pads[1], mode)[first + pads[0]:last + pads[0]]
+    needed = np.unique(source[source >= 0])
+    breaks = np.flatnonzero(np.diff(needed) != 1) + 1
+    runs = [(int(r[0]), int(r[-1]) + 1) for r in np.split(needed, breaks) if r.size]
+    index = np.searchsorted(needed, source)
+    index[source < 0] = -1
+    return runs, index
