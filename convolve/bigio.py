@@ -45,8 +45,17 @@ def kind(path: str | os.PathLike) -> str | None:
     return "tiff" if suffix in TIFF_SUFFIXES else "zarr" if suffix in ZARR_SUFFIXES else None
 
 
+def open_source(path: str | os.PathLike) -> TiffSource | ZarrSource:
+    """The image in a TIFF file or a Zarr array, read region by region when indexed."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"image file not found: {path}")
+    return ZarrSource(path) if kind(path) == "zarr" else TiffSource(path)
+
+
 class TiffSource:
-    """The image of a TIFF file as an array-like that reads the regions asked for.
+    """The image of a TIFF file as an array-like ``(H, W)`` or ``(H, W, C)`` that reads the
+    regions it is indexed with.
 
     Contiguous uncompressed data is memory-mapped; tiles and strips are decoded through
     tifffile's Zarr store. Holds only the path: the file is opened per read."""
@@ -56,6 +65,8 @@ class TiffSource:
         self.path = os.fspath(path)
         try:
             with tifffile.TiffFile(self.path) as tif:
+                if not tif.series:
+                    raise ValueError("it holds no image")
                 series = tif.series[0]
                 self.shape = tuple(int(n) for n in series.shape)
                 self.dtype = np.dtype(series.dtype)
@@ -70,34 +81,45 @@ class TiffSource:
 
     def __getitem__(self, key: Any) -> np.ndarray:
         _, tifffile, zarr = _modules()
-        if self.offset is not None:
-            data = np.memmap(self.path, dtype=self.dtype, mode="r", offset=self.offset,
-                             shape=self.shape)
-            return np.array(data[key])
-        with tifffile.TiffFile(self.path) as tif, tif.series[0].aszarr(level=0) as store:
-            return np.asarray(zarr.open_array(store, mode="r")[key])
-
-
-def open_image(path: str | os.PathLike, *, chunk: int) -> Any:
-    """The image in a TIFF file or Zarr array as a lazy Dask array in its own dtype,
-    ``(H, W)`` or ``(H, W, C)``, in chunks of ``chunk x chunk`` pixels (all channels)."""
-    da, _, zarr = _modules()
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"image file not found: {path}")
-    if kind(path) == "zarr":
         try:
-            source = zarr.open_array(path, mode="r")
+            if self.offset is not None:
+                data = np.memmap(self.path, dtype=self.dtype, mode="r", offset=self.offset,
+                                 shape=self.shape)
+                return np.array(data[key])
+            with tifffile.TiffFile(self.path) as tif, tif.series[0].aszarr(level=0) as store:
+                return np.asarray(zarr.open_array(store, mode="r")[key])
+        except Exception as error:  # each codec raises its own types on damaged data
+            raise ValueError(f"cannot read {self.path}: {type(error).__name__}: {error}"
+                             ) from None
+
+
+class ZarrSource:
+    """A Zarr array ``(H, W)`` or ``(H, W, C)`` (v2 or v3) that reads the regions it is
+    indexed with; holds only the path."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = os.fspath(path)
+        array = self._open()
+        self.shape, self.dtype, self.ndim = tuple(array.shape), np.dtype(array.dtype), array.ndim
+        if self.ndim not in (2, 3):
+            raise ValueError(f"{self.path} must hold one image (H, W) or (H, W, C); "
+                             f"received an array of shape {self.shape}")
+
+    def _open(self) -> Any:
+        _, _, zarr = _modules()
+        try:
+            return zarr.open_array(self.path, mode="r")
         except Exception as error:  # zarr raises several unrelated types for bad stores
-            raise ValueError(f"cannot read {path} as a Zarr array: {error}") from None
-        if source.ndim not in (2, 3):
-            raise ValueError(f"{path} must hold one image (H, W) or (H, W, C); received an "
-                             f"array of shape {source.shape}")
-    else:
-        source = TiffSource(path)
-    chunks = (chunk, chunk, *source.shape[2:])
-    return da.from_array(source, chunks=chunks, asarray=False, lock=False,
-                         name=f"read-{uuid.uuid4().hex}")
+            raise ValueError(f"cannot read {self.path} as a Zarr array: "
+                             f"{type(error).__name__}: {error}") from None
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        array = self._open()
+        try:
+            return np.asarray(array[key])
+        except Exception as error:  # each codec raises its own types on damaged data
+            raise ValueError(f"cannot read {self.path}: {type(error).__name__}: {error}"
+                             ) from None
 
 
 def check_output(path: str | os.PathLike, *, overwrite: bool) -> Path:

@@ -123,18 +123,8 @@ def _in_memory_bytes(source: Any) -> int:
 
 
 def _open_source(path: str) -> Any:
-    if bigio.kind(path) == "zarr":
-        import zarr
-
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"image file not found: {path}")
-        try:
-            return zarr.open_array(path, mode="r")
-        except Exception as error:  # zarr raises several unrelated types for bad stores
-            raise ValueError(f"cannot read {path} as a Zarr array: {error}") from None
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"image file not found: {path}")
-    return bigio.TiffSource(path)
+    logging.getLogger("tifffile").setLevel(logging.ERROR)  # its warnings come as errors
+    return bigio.open_source(path)
 
 
 def run(args: argparse.Namespace, kernel: str | np.ndarray) -> int:
