@@ -118,7 +118,7 @@ def _budget(args: argparse.Namespace) -> int:
 def _in_memory_bytes(source: Any) -> int:
     from convolve import chunked
 
-    dtype = chunked.float_dtype(source.dtype, "the input")
+    dtype = chunked.float_dtype(source.dtype, source.path)
     return IN_MEMORY_COPIES * math.prod(source.shape) * dtype.itemsize
 
 
