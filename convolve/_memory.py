@@ -39,3 +39,18 @@ def keep_freed_memory() -> bool:
     # with the mapping threshold left at 128 KB, would map every large array afresh.
     return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
                 and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+
+
+def return_freed_memory() -> bool:
+    """Undo ``keep_freed_memory``: glibc's default thresholds (128 KB) again, so that large
+    arrays are mapped afresh and freed memory goes back to the system at once. For work
+    whose peak memory matters more than page faults, such as streaming an image larger
+    than memory chunk by chunk; returns whether it applied."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    return bool(mallopt(_M_MMAP_THRESHOLD, 128 << 10) and mallopt(_M_TRIM_THRESHOLD, 128 << 10))

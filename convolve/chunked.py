@@ -201,9 +201,8 @@ def _read_and_filter(*, source: Any, kernels: list[np.ndarray], pads: _args.Pads
     (r0, r1), (c0, c1) = block_info[None]["array-location"][:2]
     rows = _axis_reads(r0, r1, pads[0], shape[0], mode)
     cols = _axis_reads(c0, c1, pads[1], shape[1], mode)
-    region = np.concatenate([
-        np.concatenate([np.asarray(source[a:b, c:d]) for c, d in cols[0]], axis=1)
-        for a, b in rows[0]])
+    region = _join([_join([np.asarray(source[a:b, c:d]) for c, d in cols[0]], axis=1)
+                    for a, b in rows[0]], axis=0)
     to, scale = FLOAT_OF[np.dtype(region.dtype)]
     for axis, index in ((0, rows[1]), (1, cols[1])):
         if index is None:
@@ -215,6 +214,10 @@ def _read_and_filter(*, source: Any, kernels: list[np.ndarray], pads: _args.Pads
     if scale is not None:
         region /= to.type(scale)
     return filters.correlate(region, kernels, pads=((0, 0), (0, 0)), mode="zeros")
+
+
+def _join(parts: list[np.ndarray], *, axis: int) -> np.ndarray:
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=axis)
 
 
 def _axis_reads(start: int, stop: int, pads: tuple[int, int], n: int, mode: str,

@@ -50,7 +50,8 @@ def write_tiled(path, height, width, seed):
 
 def convolve_filter(*argv, measure=False):
     """``convolve filter ARGV`` in a child process: (exit code, stderr, peak RSS in bytes)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "DASK_NUM_WORKERS": str(THREADS)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DASK_NUM_WORKERS": str(THREADS),
+           "CONVOLVE_NUM_THREADS": str(THREADS)}
     command = [sys.executable, "-c", MEASURED] if measure else [sys.executable, "-m",
                                                                  "convolve"]
     done = subprocess.run([*command, "filter", *map(str, argv)], capture_output=True,
