@@ -115,6 +115,15 @@ def integer(value: Any, name: str, *, minimum: int = 1, odd: bool = False) -> in
     return int(value)
 
 
+def flag(value: Any, name: str) -> bool:
+    """A boolean setting: ``True``, ``False`` or a NumPy bool, as a Python bool. Anything
+    else (``"no"``, ``0``, ``None``) is refused, since its truth value is rarely what was
+    meant."""
+    if type(value) is bool or isinstance(value, np.bool_):
+        return bool(value)
+    raise TypeError(f"{name} must be a bool (True or False); received {describe(value)}")
+
+
 def _real(value: Any, name: str) -> float:
     """``value`` as a Python float: a setting such as ``np.float64(0.2)`` must not promote
     float32 data to float64 (NumPy scalars take part in type promotion)."""

@@ -127,6 +127,14 @@ def scale_to_unit(image: np.ndarray, normalize: str) -> np.ndarray:
     return 0.5 + image / (2 * m) if m > 0 else np.full_like(image, 0.5)
 
 
+def _normalize_flag(value: Any) -> bool:
+    try:
+        return _args.flag(value, "normalize")
+    except TypeError:
+        raise TypeError(f"normalize must be False, True, {' or '.join(map(repr, NORMALIZE))}; "
+                        f"received {_args.describe(value)}") from None
+
+
 def write_image(path: str | os.PathLike, image: Any, *,
                 normalize: bool | str = False) -> Path:
     """Write a float image as an 8-bit grey or RGB file; the format follows the suffix.
@@ -148,8 +156,8 @@ def write_image(path: str | os.PathLike, image: Any, *,
             f"image must be finite; received {np.count_nonzero(~np.isfinite(array))} "
             "NaN or infinite values"
         )
-    if normalize is True:
-        normalize = "minmax"
+    if not isinstance(normalize, str):
+        normalize = "minmax" if _normalize_flag(normalize) else False
     unit = scale_to_unit(array, normalize) if normalize else array.astype(np.float64)
     pixels = np.rint(np.clip(unit, 0.0, 1.0) * 255).astype(np.uint8)
     if pixels.ndim == 3 and pixels.shape[-1] == 1:

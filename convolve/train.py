@@ -68,7 +68,7 @@ class EarlyStopping:
         self.monitor = monitor
         self.patience = _args.integer(patience, "patience")
         self.min_delta = _args.real(min_delta, "min_delta")
-        self.restore_best_weights = restore_best_weights
+        self.restore_best_weights = _args.flag(restore_best_weights, "restore_best_weights")
         self.higher_is_better = "acc" in monitor
         self.best: float | None = None
         self.wait = 0
@@ -268,6 +268,7 @@ def fit(
         NonFiniteLossError: the loss became NaN or infinite (the message names epoch and step).
     """
     epochs = _args.integer(epochs, "epochs")
+    resume, verbose = _args.flag(resume, "resume"), _args.flag(verbose, "verbose")
     if checkpoint_path is not None:  # refused now, not after the first epoch's training
         checkpoint.check_writable(checkpoint_path)
     loader = _as_loader(train_data, "train_data", batch_size, shuffle=True, seed=seed,

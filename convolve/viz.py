@@ -95,7 +95,7 @@ def plot_filters(weight: Any, path: str | os.PathLike, *, tile: int = 96,
     if w.size == 0:
         raise ValueError(f"weight must hold at least one filter; received an array of shape "
                          f"{tuple(w.shape)}")
-    if per_channel:
+    if _args.flag(per_channel, "per_channel"):
         tiles = [(w[:, :, i, o], f"{o} (in {i})", _signed_limits(w[:, :, i, o]))
                  for i in range(c_in) for o in range(c_out)]
         return _grid(tiles, path, tile=tile, columns=c_out)

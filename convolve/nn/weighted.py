@@ -28,7 +28,7 @@ class Weighted(Module):
         # A plain attribute even when the callable is a Module (e.g. nn.ReLU()): it holds no
         # parameters and must not appear as a child in repr() or summary().
         object.__setattr__(self, "_activation", activation_fn)
-        self.use_bias = bool(use_bias)
+        self.use_bias = _args.flag(use_bias, "use_bias")
         self.dtype = _args.float_dtype(dtype)
         self._rng = _args.generator(seed, "seed")
         self.register_parameter("weight", None)
