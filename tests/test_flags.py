@@ -56,7 +56,8 @@ FLAGS = {
         np.ones((3, 3, 1, 2)), "/nonexistent/f.png", per_channel=v)),
 }
 
-# Flags read only inside convolve/ops (no public boundary outside it): checked there later.
+# Flags read only inside convolve/ops (no public boundary outside it): checked there later
+# (set_autotune refuses non-bools already, but with its own message and NumPy bools too).
 OPS_FLAGS = {
     "avg_pool2d count_include_pad": (
         "count_include_pad", lambda v: convolve.avg_pool2d(X, 2, padding=1,
