@@ -57,6 +57,7 @@ def _grid(tiles: list[tuple[np.ndarray, str, dict]], path: str | os.PathLike, *,
         else math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
     width, height = cols * tile, rows * tile
+    _args.check_fits((height, width, 4), np.uint8, "the picture")
     figure = _figure(width, height)
     for index, (image, label, settings) in enumerate(tiles):
         row, col = divmod(index, cols)
@@ -191,6 +192,7 @@ def plot_history(history: Mapping[str, Sequence[float]], path: str | os.PathLike
     if size is None:
         size = (480 * len(panels), 360)
     width, height = _args.pair(size, "size", minimum=64)
+    _args.check_fits((height, width, 4), np.uint8, "the picture")
     figure = _figure(width, height)
     from matplotlib.ticker import MaxNLocator  # matplotlib is there: _figure imported it
 
