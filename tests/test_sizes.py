@@ -72,6 +72,17 @@ def test_huge_crop_padding():
         data.random_crop(np.zeros((2, 4, 4, 1), np.float32), HUGE, rng=0)
 
 
+def test_huge_layer_weights():
+    layer = nn.Dense(10**12, seed=0)
+    with pytest.raises(ValueError, match=r"^the weight of Dense of shape \(4, 1000000000000\) "
+                                         r"\(float64\) would need 32,000,000,000,000 bytes"):
+        layer.build((4,))
+    conv = nn.Conv2D(HUGE, HUGE, seed=0)
+    with pytest.raises(ValueError, match=r"^the weight of Conv2D of shape \(10000000, 10000000, "
+                                         r"3, 10000000\)"):
+        conv.build((4, 4, 3))
+
+
 def test_huge_summary_input():
     model = nn.Sequential([nn.Conv2D(2, 3, seed=0)])
     with pytest.raises(ValueError, match=r"^the input of shape \(1, 10000000, 10000000, 3\) "
@@ -84,6 +95,7 @@ def test_huge_summary_input():
     (["featuremaps", "sample:camera", "--kernels", "sobel", "--tile", str(HUGE)],
      "the picture"),
     (["summary", "--input-shape", f"{HUGE},{HUGE},3"], "the input"),
+    (["summary", "--model", "lenet5", "--num-classes", str(10**12)], "the weight of Dense"),
 ])
 def test_the_command_line_says_what_cannot_fit(tmp_path, capsys, argv, what):
     pytest.importorskip("PIL")

@@ -39,6 +39,8 @@ class Weighted(Module):
 
     def _build_parameters(self, weight_shape: tuple[int, ...], bias_size: int) -> None:
         """He- or Glorot-uniform ``weight`` (by the activation) and a zero ``bias``."""
+        # drawn in float64 first: refuse a size that cannot fit before drawing
+        _args.check_fits(weight_shape, np.float64, f"the weight of {type(self).__name__}")
         self.weight = Tensor(init.for_activation(self.activation, weight_shape, self._rng,
                                                  self.dtype), requires_grad=True)
         if self.use_bias:
