@@ -245,6 +245,7 @@ def load(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]
 # ``nullable`` around a schema.
 _KINDS: dict[str, tuple[Any, str]] = {
     "int": (lambda v: type(v) is int, "an integer"),
+    "count": (lambda v: type(v) is int and v >= 0, "an integer >= 0"),
     "number": (lambda v: type(v) in (int, float), "a number"),
     "scalar": (lambda v: type(v) in (int, float, bool), "a number or a bool"),
     "str": (lambda v: type(v) is str, "a string"),

@@ -350,11 +350,11 @@ def _train_epoch(model: Module, loader: DataLoader, loss_fn: LossFn,
 # are allowed.
 _SCHEMA = {
     "format": "str",
-    "epoch": "int",
+    "epoch": "count",
     "optimizer": {"type": "str", "numbers": checkpoint.each("scalar")},
-    "schedule": checkpoint.nullable({"base_lr": "number", "epoch": "int"}),
+    "schedule": checkpoint.nullable({"base_lr": "number", "epoch": "count"}),
     "early_stopping": checkpoint.nullable({"best": checkpoint.nullable("number"),
-                                           "wait": "int"}),
+                                           "wait": "count"}),
     "history": checkpoint.each(checkpoint.list_of("number")),
     "generators": checkpoint.each({"bit_generator": "str"}),
 }
@@ -410,9 +410,6 @@ def _restore(path: Any, model: Module, optimizer: optim.Optimizer,
             f"checkpoint {str(path)!r} is not a training checkpoint (it has no model, "
             "optimizer and epoch); write one with fit(checkpoint_path=...)")
     checkpoint.validate(meta, _SCHEMA, path)
-    if meta["epoch"] < 0:
-        raise checkpoint.CheckpointError(f"checkpoint {str(path)!r} has malformed metadata: "
-                                         f"field 'epoch' must be >= 0; received {meta['epoch']}")
     generators = _checked_generator_states(path, model, meta["generators"])
     if meta["optimizer"]["type"] != type(optimizer).__name__:
         raise checkpoint.CheckpointError(

@@ -142,10 +142,11 @@ def edited(meta, edit):
 MALFORMED = {
     "missing epoch": (lambda m: m.pop("epoch") and None, r"field 'epoch' is missing"),
     "epoch a string": (lambda m: m.update(epoch="1"),
-                       r"field 'epoch' must be an integer; received a string \"1\""),
+                       r"field 'epoch' must be an integer >= 0; received a string \"1\""),
     "epoch a bool": (lambda m: m.update(epoch=True),
-                     r"field 'epoch' must be an integer; received a bool true"),
-    "epoch negative": (lambda m: m.update(epoch=-1), r"field 'epoch' must be >= 0; received -1"),
+                     r"field 'epoch' must be an integer >= 0; received a bool true"),
+    "epoch negative": (lambda m: m.update(epoch=-1),
+                       r"field 'epoch' must be an integer >= 0; received an integer -1"),
     "metadata a list": (lambda m: [1, 2],
                         r"the metadata must be a JSON object; received a list \[1, 2\]"),
     "metadata a string": (lambda m: "epoch",
@@ -175,7 +176,8 @@ MALFORMED = {
     "early stopping empty": (lambda m: m.update(early_stopping={}),
                              r"field 'early_stopping\.best' is missing"),
     "early stopping wait a float": (lambda m: m["early_stopping"].update(wait=1.5),
-                                    r"field 'early_stopping\.wait' must be an integer"),
+                                    r"field 'early_stopping\.wait' must be an integer >= 0; "
+                                    r"received a number 1\.5"),
 }
 
 
