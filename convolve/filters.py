@@ -28,6 +28,7 @@ def _identity() -> np.ndarray:
 
 def _box_blur(*, size: int = 3) -> np.ndarray:
     size = _args.integer(size, "size")
+    _args.check_fits((size, size), np.float64, "the box_blur kernel")
     return np.full((size, size), 1.0 / (size * size))
 
 
@@ -36,6 +37,7 @@ def _gaussian_blur(*, sigma: float = 1.0, size: int | None = None) -> np.ndarray
     if size is None:
         size = 2 * math.ceil(3 * sigma) + 1
     size = _args.integer(size, "size", odd=True)
+    _args.check_fits((size, size), np.float64, "the gaussian_blur kernel")
     x = np.arange(size) - size // 2
     g = np.exp(-(x * x) / (2 * sigma * sigma))
     g /= g.sum()
@@ -205,8 +207,14 @@ def apply(image: Any, kernel: Any, *, mode: str = "reflect") -> np.ndarray:
     mode = _args.padding_mode(mode, "mode")
     kernels = kernels_of(kernel)
     for k in kernels:
-        check_pads(same_pads(k.shape), array.shape[:2], mode,
+        pads = same_pads(k.shape)
+        check_pads(pads, array.shape[:2], mode,
                    name=f"the padding that a kernel of shape {k.shape} needs")
+        (top, bottom), (left, right) = pads
+        channels = array.shape[2] if array.ndim == 3 else 1
+        _args.check_fits((array.shape[0] + top + bottom, array.shape[1] + left + right,
+                          channels), array.dtype,
+                         f"the image padded for a kernel of shape {k.shape}")
     return correlate(array, kernels, pads=same_pads(kernels[0].shape), mode=mode)
 
 

@@ -45,9 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="map -m..m to black..white with 0 mid-grey, m = max |result| "
                             "(signed results such as sobel_x)")
     parser.add_argument("-o", "--output", required=True, metavar="OUT",
-                        help="image file to write; the format follows the suffix (.zarr "
-                             "and .tif from a TIFF or Zarr input keep float values); a "
-                             "folder for a collection")
+                        help="image file to write; the format follows the suffix (.png, .jpg, "
+                             ".tif, .bmp, .webp, ...; .zarr and .tif from a TIFF or Zarr "
+                             "input keep float values); a folder for a collection")
     filter_dask.add_arguments(parser)
     parser.set_defaults(run=run)
 
@@ -108,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
     kernel = chosen_kernel(args)
     if filter_dask.wants_dask(args):
         return filter_dask.run(args, kernel)
+    io.image_format(args.output)  # a suffix no format has is refused before any work
     image = read_input_image(args.input[0])
     result = filters.apply(image, kernel, mode=args.mode)
     path = io.write_image(args.output, result, normalize=args.normalize)
