@@ -100,3 +100,33 @@ def test_padding_wider_than_the_image_is_refused_as_in_memory():
     with pytest.raises(ValueError) as lazy:
         filters.apply(da.zeros((3, 3)), np.ones((9, 9)), mode="reflect")
     assert str(lazy.value) == str(in_memory.value)
+
+
+@settings(max_examples=40, deadline=None)
+@given(filter_cases(), st.integers(1, 24), st.booleans())
+def test_source_read_chunk_by_chunk_equals_the_in_memory_filter(case, chunk, as_uint8):
+    """chunked.apply_source: each chunk reads its own halo (the boundary where it leaves
+    the image) from an array-like source; uint8 is scaled to [0, 1] first."""
+    from convolve import chunked
+
+    image, _, kernel, mode = case
+    if as_uint8:
+        image = np.round((image - image.min()) * 40).clip(0, 255).astype(np.uint8)
+        unit = image.astype(np.float32) / np.float32(255)
+    else:
+        unit = image
+    lazy = chunked.apply_source(image, kernel, mode=mode, chunk=chunk)
+    assert lazy.dtype == unit.dtype
+    assert all(c == chunk for axis in lazy.chunks[:2] for c in axis[:-1])
+    np.testing.assert_allclose(lazy.compute(scheduler="threads"),
+                               filters.apply(unit, kernel, mode=mode), rtol=0,
+                               atol=TOLERANCE[unit.dtype.type])
+
+
+def test_source_of_an_unsupported_dtype_is_refused():
+    from convolve import chunked
+
+    with pytest.raises(TypeError, match=r"slide.tif has pixels of dtype int16; supported: "
+                                        r"uint8, uint16 \(scaled to \[0, 1\]\), float32 and "
+                                        r"float64"):
+        chunked.apply_source(np.zeros((4, 4), np.int16), "sharpen", name="slide.tif")

@@ -38,7 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         ".zarr output are streamed chunk by chunk: the output keeps the filter's float "
         "values (uint8 and uint16 inputs scaled to [0, 1]); TIFF output is an "
         "uncompressed tiled BigTIFF. Several inputs, or a quoted pattern such as "
-        "'photos/*.jpg', are filtered in parallel, one task per file, into the folder -o.")
+        "'photos/*.jpg', are filtered in parallel, one task per file, into the folder -o. "
+        "--scheduler and --workers apply to these two; one small image is filtered in "
+        "memory, as without them.")
     group.add_argument("--chunk", type=int, default=DEFAULT_CHUNK, metavar="PIXELS",
                        help=f"chunk side when streaming (default {DEFAULT_CHUNK}; at least "
                             "the kernel's size; TIFF output rounds it up to a multiple of "
