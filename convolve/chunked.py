@@ -4,9 +4,11 @@ An image larger than memory, or a batch of many images, is a Dask array; the fun
 return lazy Dask arrays whose chunks run convolve's in-memory code, on Dask's threads, its
 processes or a ``distributed`` cluster. Dask is imported when one of them is called.
 
-Filtering pads the whole (lazy) array once in the boundary mode, then gives each chunk the
-halo its kernel reaches into (``map_overlap`` with the depth of the kernel's footprint about
-its origin), so that every mode and every chunking give the in-memory result.
+``apply`` gives each chunk of a Dask array the halo its kernel reaches into (``map_overlap``
+with the depth of the kernel's footprint about its origin) and pads the chunks on the
+image's edge in the boundary mode, so that every mode and every chunking give the in-memory
+result. ``apply_source`` has each chunk read its own halo from a file-backed array instead:
+no chunk waits for another, and memory holds a few chunks per thread.
 """
 
 from __future__ import annotations
@@ -29,7 +31,10 @@ def _dask_array() -> Any:
 
 
 def apply(image: Any, kernel: Any, *, mode: str = "reflect") -> Any:
-    """``filters.apply`` on a Dask array ``(H, W)`` or ``(H, W, C)``, lazily.
+    """``filters.apply`` on a Dask array ``(H, W)`` or ``(H, W, C)``, lazily: each chunk
+    with the halo its kernel reaches into from its neighbours (``map_overlap``), the
+    chunks on the image's edge padded in ``mode`` (``circular``: the whole array is
+    padded first, lazily).
 
     Returns:
         A Dask array of the image's shape, dtype and chunks (a channel axis in several
@@ -54,23 +59,40 @@ def apply(image: Any, kernel: Any, *, mode: str = "reflect") -> Any:
         image = image.rechunk({2: -1})
     if image.size == 0:
         return image
-    work = tuple(_halo_chunks(c, max(p)) for c, p in zip(image.chunks, pads))
-    padded = da.pad(image.rechunk(work + image.chunks[2:]),
-                    [*pads, *[(0, 0)] * (image.ndim - 2)], mode=_NUMPY_MODE[mode])
-    padded = padded.rechunk(tuple(
-        _with_pads(c, p) for c, p in zip(work, pads)) + image.chunks[2:])
-    depth = {0: pads[0], 1: pads[1], **({2: 0} if image.ndim == 3 else {})}
-    result = da.map_overlap(
-        _valid, padded, depth=depth, boundary="none", trim=False, allow_rechunk=False,
-        chunks=work + image.chunks[2:], dtype=image.dtype, meta=np.empty((0,) * image.ndim,
-                                                                          image.dtype),
-        kernels=kernels)
+    # Each chunk at least one pixel wider than the reach: a chunk on the image's edge pads
+    # itself from its own pixels (reflect needs pad + 1 of them).
+    work = tuple(_halo_chunks(c, max(p) + 1) for c, p in zip(image.chunks, pads))
+    depth = {axis: pads[axis] if len(work[axis]) > 1 else (0, 0) for axis in (0, 1)}
+    depth.update({2: 0} if image.ndim == 3 else {})
+    meta = np.empty((0,) * image.ndim, image.dtype)
+    if mode == "circular":  # wraps around: pad the whole array first, then only halos
+        padded = da.pad(image.rechunk(work + image.chunks[2:]),
+                        [*pads, *[(0, 0)] * (image.ndim - 2)], mode=_NUMPY_MODE[mode])
+        padded = padded.rechunk(tuple(
+            _with_pads(c, p) for c, p in zip(work, pads)) + image.chunks[2:])
+        result = da.map_overlap(
+            _filter_chunk, padded, depth=depth, boundary="none", trim=False,
+            allow_rechunk=False, chunks=work + image.chunks[2:], dtype=image.dtype,
+            meta=meta, kernels=kernels, pads=((0, 0), (0, 0)), mode="zeros")
+    else:
+        result = da.map_overlap(
+            _filter_chunk, image.rechunk(work + image.chunks[2:]), depth=depth,
+            boundary="none", trim=False, allow_rechunk=False,
+            chunks=work + image.chunks[2:], dtype=image.dtype, meta=meta, kernels=kernels,
+            pads=pads, mode=mode)
     return result.rechunk(image.chunks)
 
 
-def _valid(block: np.ndarray, *, kernels: list[np.ndarray]) -> np.ndarray:
-    """The in-memory filter on a chunk that carries its halo: the output loses the halo."""
-    return filters.correlate(block, kernels, pads=((0, 0), (0, 0)), mode="zeros")
+def _filter_chunk(block: np.ndarray, *, kernels: list[np.ndarray], pads: _args.Pads,
+                  mode: str, block_info: Any) -> np.ndarray:
+    """The in-memory filter on a chunk that carries its neighbours' halo; on the sides
+    where it meets the image's edge, padded by ``pads`` in ``mode`` from its own pixels.
+    The output loses the halo."""
+    (i, j), (rows, cols) = (block_info[None]["chunk-location"][:2],
+                            block_info[None]["num-chunks"][:2])
+    edges = ((pads[0][0] if i == 0 else 0, pads[0][1] if i == rows - 1 else 0),
+             (pads[1][0] if j == 0 else 0, pads[1][1] if j == cols - 1 else 0))
+    return filters.correlate(block, kernels, pads=edges, mode=mode)
 
 
 def _halo_chunks(chunks: tuple[int, ...], reach: int) -> tuple[int, ...]:
