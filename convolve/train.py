@@ -219,12 +219,21 @@ def evaluate(model: Module, data: Any, *, batch_size: int = 256,
 
 
 def predict(model: Module, images: Any, *, batch_size: int = 256) -> np.ndarray:
-    """The model's outputs for ``images: (N, H, W, C)`` as one array, in evaluation mode."""
+    """The model's outputs for ``images: (N, H, W, C)`` as one array: in evaluation mode
+    (the model's mode is restored), without recording, ``batch_size`` images at a time.
+
+    A model that knows its input shape (``model.info``, from the zoo, ``fit`` or
+    ``models.load``) refuses images of another shape by name.
+    """
     images = np.asarray(images)
     batch_size = _args.integer(batch_size, "batch_size")
     if images.ndim == 0 or len(images) == 0:
         raise ValueError("images must be a batch (N, ...) with N >= 1; received an array of "
                          f"shape {images.shape}")
+    expected = model_info.of(model).input_shape
+    if expected is not None and images.shape[1:] != expected:
+        raise ValueError(f"images must be (N, {', '.join(map(str, expected))}) for this model; "
+                         f"received an array of shape {images.shape}")
     was_training = model.training
     model.eval()
     try:

@@ -190,3 +190,10 @@ def test_predict_batches_in_eval_mode_without_a_graph(trained):
     assert type(out) is np.ndarray and out.shape == (7, 10) and model.training
     model.eval()
     np.testing.assert_allclose(out, model(images), rtol=1e-5, atol=1e-6)
+
+
+def test_predict_names_the_input_shape_the_model_takes(trained):
+    model, _ = trained
+    with pytest.raises(ValueError, match=r"^images must be \(N, 28, 28, 1\) for this model; "
+                                         r"received an array of shape \(2, 32, 32, 3\)$"):
+        convolve.predict(model, np.zeros((2, 32, 32, 3), np.float32))
