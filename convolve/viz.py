@@ -34,8 +34,9 @@ FORMATS = ("png", "jpg", "jpeg", "pdf", "svg", "svgz", "eps", "ps", "tif", "tiff
 
 def _figure(width: int, height: int) -> Any:
     if max(width, height) >= _AGG_MAX:
-        raise ValueError(f"the picture would be {width}x{height} pixels; at most "
-                         f"{_AGG_MAX - 1} a side: use smaller tiles or fewer columns")
+        raise ValueError(f"the picture would be {width}x{height} pixels "
+                         f"({_fits.human(width * height * 4)} of memory); at most "
+                         f"{_AGG_MAX - 1} pixels a side: use smaller tiles or fewer columns")
     _fits.check(width * height * 4, f"a {width}x{height} picture")
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg

@@ -195,7 +195,7 @@ def test_resize_is_antialiased_bilinear_per_channel():
     assert small.shape == (4, 6, 3) and small.dtype == np.float32
     np.testing.assert_allclose(small[:, :2, 0], 1, atol=1e-6)
     np.testing.assert_allclose(small[:, 4:, 0], 0, atol=1e-6)
-    assert (0 < small[:, 2:4, 0]).all() and (small[:, 2:4, 0] < 1).all()  # a triangle filter
+    assert (small[:, 2:4, 0] > 0).all() and (small[:, 2:4, 0] < 1).all()  # a triangle filter
     np.testing.assert_allclose(small[:, 2, 0] + small[:, 3, 0], 1, atol=1e-6)  # 10 px wide
     np.testing.assert_allclose(small[..., 1:], 0)
     grey = io.resize(np.full((7, 9), 0.25, np.float32), (28, 28))
