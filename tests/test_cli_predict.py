@@ -192,3 +192,60 @@ def test_first_run_draws_the_second_conv_layer(capsys, first_run):
     assert code == 0 and out == f"wrote {folder / 'k.png'}: 32 filters of 3x3\n"
     model = models.load(ckpt)
     assert type(model[2]).__name__ == "Conv2D"  # layer 2 is conv2d_2: the second conv
+
+
+def test_featuremaps_layers_are_the_model_s(capsys, quick_checkpoint, tmp_path):
+    out = tmp_path / "g.png"
+    code, text, _ = run(capsys, "featuremaps", "sample:camera", "--checkpoint",
+                        quick_checkpoint, "--layer", "maxpool2d_2", "--tile", "64", "-o", out)
+    assert code == 0 and text == f"wrote {out}: 32 feature maps of 5x5\n"
+    code, text, _ = run(capsys, "featuremaps", "sample:camera", "--checkpoint",
+                        quick_checkpoint, "--native-size", "--tile", "64", "-o", out)
+    assert code == 0 and text == f"wrote {out}: 16 feature maps of 254x254\n"  # layer 0
+    layers = ("0 conv2d_1, 1 maxpool2d_1, 2 conv2d_2, 3 maxpool2d_2, 4 flatten_1, "
+              "5 dense_1")
+    assert fails(capsys, "featuremaps", "sample:camera", "--checkpoint", quick_checkpoint,
+                 "--layer", "9", "-o", out) == (
+        f"convolve featuremaps: error: layer '9' is not a layer of this model; its layers: "
+        f"{layers}")
+    assert fails(capsys, "featuremaps", "sample:camera", "--checkpoint", quick_checkpoint,
+                 "--layer", "dense_1", "-o", out) == (
+        "convolve featuremaps: error: dense_1 (layer 5) outputs shape (10,), not feature maps "
+        f"(H, W, C); choose another layer: {layers}")
+    assert fails(capsys, "featuremaps", "sample:camera", "--checkpoint", quick_checkpoint,
+                 "--layer", "1", "--weights", "-o", out) == (
+        "convolve featuremaps: error: maxpool2d_1 (layer 1) is a MaxPool2D: it has no conv "
+        "kernels to draw; choose a convolution layer")
+    assert fails(capsys, "featuremaps", "sample:camera", "--checkpoint", quick_checkpoint,
+                 "--key", "model.0.weight", "-o", out) == (
+        "convolve featuremaps: error: --key names an array of a file of weights; a training "
+        "checkpoint's model takes --layer N or --layer NAME")
+    assert not out.exists() or out.stat().st_size > 0
+
+
+def test_featuremaps_of_a_custom_model_s_checkpoint_skip_optimizer_state(capsys, tmp_path):
+    """A model not from the zoo cannot be rebuilt: --layer N counts its 4-D weights only
+    (Adam's moments of the same shapes are not layers)."""
+    from convolve import nn
+
+    path = tmp_path / "custom.npz"
+    model = nn.Sequential([nn.Conv2D(3, 3, seed=0), nn.Conv2D(5, 3, seed=1), nn.Flatten(),
+                           nn.Dense(2, seed=2)], input_shape=(8, 8, 1))
+    rng = np.random.default_rng(0)
+    train.fit(model, (rng.random((8, 8, 8, 1), dtype=np.float32), rng.integers(0, 2, 8)),
+              checkpoint_path=path, verbose=False)
+    out = tmp_path / "g.png"
+    code, text, _ = run(capsys, "featuremaps", "sample:camera", "--checkpoint", path,
+                        "--layer", "0", "--tile", "64", "-o", out)
+    assert code == 0 and text == f"wrote {out}: 3 feature maps of 256x256\n"
+    code, text, _ = run(capsys, "featuremaps", "sample:camera", "--checkpoint", path,
+                        "--layer", "1", "--weights", "--tile", "64", "-o", out)
+    assert code == 0 and text == f"wrote {out}: 5 filters of 3x3\n"  # model.1.weight
+    assert fails(capsys, "featuremaps", "sample:camera", "--checkpoint", path, "--layer", "2",
+                 "-o", out) == (
+        f"convolve featuremaps: error: --layer 2 is out of range: {path} holds 2 4-D arrays "
+        "(model.0.weight, model.1.weight)")
+    assert fails(capsys, "featuremaps", "sample:camera", "--checkpoint", path, "--layer",
+                 "conv2d_1", "-o", out) == (
+        "convolve featuremaps: error: --layer must be a number for a file of weights (it "
+        "holds no model to name layers in); received 'conv2d_1'")
