@@ -23,7 +23,7 @@ from convolve.onnx import ops as _ops  # noqa: F401  (registers the converters)
 from convolve.onnx.errors import OnnxError
 from convolve.onnx.layout import Value
 from convolve.onnx.registry import Context, Node, Runner, Spec, lookup, outputs_used
-from convolve.tensor import Tensor, data
+from convolve.tensor import Tensor
 
 
 @dataclass
@@ -175,6 +175,7 @@ class OnnxModel(Module):
                   tuple(np.shape(np.transpose(p.data, np.argsort(self._perms[name]))))
                   for name, p in self._parameters.items()}
         shapes.update((name, b.shape) for name, b in self._buffers.items())
+        shapes.update((name, shape) for name, _, shape in self.graph.inputs if shape)
         steps = []
         context = Context(training=False)
         for node, spec in zip(nodes, specs):
@@ -371,7 +372,8 @@ def _output(value: Value) -> Any:
     out = value.logical()
     if isinstance(out, Tensor):
         return out
-    return np.ascontiguousarray(data(out))
+    out = np.asarray(out)
+    return out if out.flags.c_contiguous else np.ascontiguousarray(out)
 
 
 __all__ = ["OnnxModel", "OnnxSummary", "load"]

@@ -28,11 +28,12 @@ def spatial_rank(node: Node, weight_index: int | None = None) -> int:
 
 
 def pair_list(node: Node, name: str, rank: int, default: int) -> tuple[int, int]:
-    """An attribute with one entry per spatial axis, as ``(h, w)`` (1-D: ``(1, w)``)."""
+    """An attribute with one entry per spatial axis, as ``(h, w)`` (1-D: ``(default,
+    w)``, the height of 1 that 1-D operations run with)."""
     values = list(node.attr(name, [default] * rank))
     if len(values) != rank:
         raise node.refuse(f"{name} must have {rank} entries; received {values}")
-    return (1, values[0]) if rank == 1 else (values[0], values[1])
+    return (default, values[0]) if rank == 1 else (values[0], values[1])
 
 
 def explicit_pads(node: Node, rank: int) -> tuple[tuple[int, int], tuple[int, int]]:
