@@ -22,6 +22,7 @@ from convolve.onnx import graph as _graph
 from convolve.onnx import ops as _ops  # noqa: F401  (registers the converters)
 from convolve.onnx.errors import OnnxError
 from convolve.onnx.layout import Value
+from convolve.onnx.optimize import fuse
 from convolve.onnx.registry import Context, Node, Runner, Spec, lookup, outputs_used
 from convolve.tensor import Tensor
 
@@ -99,6 +100,7 @@ class OnnxModel(Module):
         self.output_names = list(graph.outputs)
         self._input_specs = {name: (dtype, shape) for name, dtype, shape in graph.inputs}
         nodes, specs = self._nodes(graph)
+        nodes, specs = _own_buffers(graph, nodes, specs)
         roles, layouts = self._roles(graph, nodes, specs)
         self._perms: dict[str, tuple[int, ...] | None] = {}
         constants: dict[str, np.ndarray] = {}
@@ -113,7 +115,7 @@ class OnnxModel(Module):
                 self.register_buffer(name, array.copy())
             else:
                 constants[name] = array
-        self.steps = self._fold(nodes, specs, constants)
+        self.steps = fuse(self._fold(nodes, specs, constants), set(self.output_names))
         self.constants = constants
         self._last_use = self._lifetimes()
         self.eval()
@@ -362,6 +364,28 @@ class OnnxSummary:
         text.insert(1, "-" * len(text[0]))
         text.append(f"Total params: {self.total_params:,}")
         return "\n".join(text)
+
+
+def _own_buffers(graph: _graph.Graph, nodes: list[Node], specs: list[Spec]
+                 ) -> tuple[list[Node], list[Spec]]:
+    """Give each buffer input (running statistics) an initializer of its own.
+
+    Exporters deduplicate equal initializers: a fresh BatchNorm's running variance (ones)
+    may be an Identity of its scale. Training updates buffers in place, so a buffer
+    reached through Identity nodes becomes a copy of the initializer under its own name,
+    and Identity nodes whose outputs all became initializers are dropped."""
+    source = {n.outputs[0]: n.inputs[0] for n in nodes if n.op_type == "Identity"}
+    for node, spec in zip(nodes, specs):
+        for i in spec.buffers:
+            name = node.inputs[i] if i < len(node.inputs) else ""
+            origin = name
+            while origin in source:
+                origin = source[origin]
+            if name and name not in graph.initializers and origin in graph.initializers:
+                graph.initializers[name] = graph.initializers[origin].copy()
+    kept = [(n, s) for n, s in zip(nodes, specs)
+            if not (n.op_type == "Identity" and n.outputs[0] in graph.initializers)]
+    return [n for n, _ in kept], [s for _, s in kept]
 
 
 def _as_list(result: Any) -> list[Value]:
