@@ -285,9 +285,10 @@ INPUT_SIZE = {"resnet": 32, "mobilenetv3": 32, "unet": 32, "densenet": 32,
               "inception": 64, "yolo": 64}
 
 
-def build(family: str, *, seed: int = 0) -> tuple[nn.Module, tuple[int, int, int, int]]:
+def build(family: str, *, seed: int = 0, batch: int = 2,
+          size: int | None = None) -> tuple[nn.Module, tuple[int, int, int, int]]:
     """The family's module in eval mode, seeded, with non-trivial batch-norm statistics,
-    and its NCHW input shape (batch 2)."""
+    and its NCHW input shape (``size`` a multiple of 32; the family's own by default)."""
     torch.manual_seed(seed)
     model = FAMILIES[family]()
     generator = torch.Generator().manual_seed(seed + 1)
@@ -299,8 +300,8 @@ def build(family: str, *, seed: int = 0) -> tuple[nn.Module, tuple[int, int, int
                 m.running_var.copy_(0.5 + torch.rand(c, generator=generator))
                 m.weight.copy_(0.5 + torch.rand(c, generator=generator))
                 m.bias.copy_(0.1 * torch.randn(c, generator=generator))
-    size = INPUT_SIZE[family]
-    return model.eval(), (2, 3, size, size)
+    size = size or INPUT_SIZE[family]
+    return model.eval(), (batch, 3, size, size)
 
 
 def export(model: nn.Module, shape: tuple[int, ...], exporter: str, *,
