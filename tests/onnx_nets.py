@@ -11,6 +11,7 @@ and an NCHW input shape with batch 2.
 
 from __future__ import annotations
 
+import functools
 import io
 import warnings
 from collections.abc import Callable
@@ -326,6 +327,13 @@ def export(model: nn.Module, shape: tuple[int, ...], exporter: str, *,
                 optimize=True, verbose=False)
             return program.model_proto.SerializeToString()
     raise ValueError(f"exporter must be one of {EXPORTERS}, got {exporter!r}")
+
+
+@functools.cache
+def exported(family: str, exporter: str, *, constant_folding: bool = True) -> bytes:
+    """``export`` of ``build(family)``, once per process (the test modules share it)."""
+    model, shape = build(family)
+    return export(model, shape, exporter, constant_folding=constant_folding)
 
 
 def torch_forward(model: nn.Module, x: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ pytest.importorskip("onnx", reason="onnx is not installed: convolve.onnx tests s
 
 from convolve import Tensor, fit, losses, optim  # noqa: E402
 from convolve import onnx as convolve_onnx  # noqa: E402
-from tests.onnx_nets import build, export  # noqa: E402
+from tests.onnx_nets import build, exported  # noqa: E402
 
 # (family, exporter, constant folding): exports whose initializers keep PyTorch's parameter
 # names. With folding off the TorchScript exporter keeps BatchNormalization as a node (its
@@ -42,8 +42,7 @@ def assert_grad_close(actual, expected, what: str) -> None:
 @pytest.mark.parametrize(("family", "exporter", "folding"), GRADIENT_CASES)
 def test_gradients_match_torch(family, exporter, folding):
     model, shape = build(family)
-    data = export(model, shape, exporter, constant_folding=folding)
-    net = convolve_onnx.load(data)
+    net = convolve_onnx.load(exported(family, exporter, constant_folding=folding))
     rng = np.random.default_rng(2)
     x = rng.standard_normal(shape).astype(np.float32)
 
@@ -73,8 +72,7 @@ def test_gradients_match_torch(family, exporter, folding):
 
 @pytest.fixture(scope="module")
 def resnet_file():
-    model, shape = build("resnet")
-    return export(model, shape, "torchscript", constant_folding=False)
+    return exported("resnet", "torchscript", constant_folding=False)
 
 
 def batch(n: int, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,7 @@ pytest.importorskip("torch", reason="torch is not installed: whole-network tests
 pytest.importorskip("onnx", reason="onnx is not installed: convolve.onnx tests skipped")
 
 from convolve import onnx as convolve_onnx
-from tests.onnx_nets import EXPORTERS, FAMILIES, build, export, torch_forward
+from tests.onnx_nets import EXPORTERS, FAMILIES, build, exported, torch_forward
 
 CASES = [(family, exporter) for family in FAMILIES for exporter in EXPORTERS]
 
@@ -24,7 +24,7 @@ def assert_close(actual: np.ndarray, expected: np.ndarray, what: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def files(tmp_path_factory):
     """(family, exporter) -> (torch module, input, ONNX file path or the reason it could not
     be exported). Each model is exported once per session."""
     folder = tmp_path_factory.mktemp("onnx_nets")
@@ -34,7 +34,7 @@ def exported(tmp_path_factory):
         x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
         for exporter in EXPORTERS:
             try:
-                data = export(model, shape, exporter)
+                data = exported(family, exporter)
             except Exception as error:  # an exporter's own limitation, reported as a skip
                 out[family, exporter] = (model, x, f"{type(error).__name__}: {error}")
                 continue
@@ -45,8 +45,8 @@ def exported(tmp_path_factory):
 
 
 @pytest.mark.parametrize(("family", "exporter"), CASES)
-def test_family_matches_torch(exported, family, exporter):
-    model, x, path = exported[family, exporter]
+def test_family_matches_torch(files, family, exporter):
+    model, x, path = files[family, exporter]
     if isinstance(path, str):
         pytest.skip(f"torch's {exporter} exporter cannot export {family}: {path}")
     net = convolve_onnx.load(path)
