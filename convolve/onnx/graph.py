@@ -132,7 +132,8 @@ def _input_dtype(info: Any) -> np.dtype:
 def _input_shape(info: Any) -> tuple[int | None, ...]:
     if not info.type.tensor_type.HasField("shape"):
         return ()
-    return tuple(d.dim_value if d.HasField("dim_value") else None
+    # some converters (paddle2onnx) write -1 for a dynamic size, as ONNX Runtime takes it
+    return tuple(d.dim_value if d.HasField("dim_value") and d.dim_value >= 0 else None
                  for d in info.type.tensor_type.shape.dim)
 
 

@@ -60,11 +60,20 @@ def _version(op_type: str, domain: str, opset: int, name: str) -> int:
                         "ONNX standard at this op set") from None
 
 
-def _attributes(proto: Any) -> dict[str, Any]:
+def _attributes(proto: Any, opset: int) -> dict[str, Any]:
     import onnx
 
+    declared = onnx.defs.get_schema(proto.op_type, opset, "").attributes
     result = {}
     for attr in proto.attribute:
+        # a damaged file can hold an attribute of another type than the op's schema says
+        # (an INTS "axis", an UNDEFINED "pads"): refused here, not met by a converter
+        want = declared[attr.name].type if attr.name in declared else attr.type
+        if attr.type != want or attr.type == onnx.AttributeProto.UNDEFINED:
+            raise OnnxError(
+                f"{proto.op_type} node {proto.name!r}: attribute {attr.name!r} must be of "
+                f"type {onnx.AttributeProto.AttributeType.Name(want)}; the file has "
+                f"{onnx.AttributeProto.AttributeType.Name(attr.type)}")
         if attr.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
             raise OnnxError(f"{proto.op_type} node {proto.name!r}: subgraph attributes "
                             "(control flow) are not supported")
@@ -87,9 +96,10 @@ class OnnxModel(Module):
     ``model(*arrays)`` takes the graph's inputs in order, in the file's layout (NCHW for
     image models, as ONNX Runtime), and returns the output (a tuple for several outputs,
     in graph order); ``model.run(feeds)`` returns ``{output name: array}``. NumPy inputs
-    give NumPy outputs; a ``Tensor`` input gives Tensor outputs recorded for
-    backpropagation into the parameters (the floating initializers, held in convolve's
-    layout: conv weights ``(KH, KW, C_in // groups, C_out)``). Loaded in eval mode; in
+    give NumPy outputs in eval mode; a ``Tensor`` input, or any input in train mode (as
+    ``fit`` runs it), gives Tensor outputs recorded for backpropagation into the
+    parameters (the floating initializers, held in convolve's layout: conv weights
+    ``(KH, KW, C_in // groups, C_out)``). Loaded in eval mode; in
     train mode batch normalisation uses and updates batch statistics and Dropout drops.
     """
 
@@ -128,7 +138,7 @@ class OnnxModel(Module):
         for i, proto in enumerate(graph.nodes):
             name = proto.name or f"{proto.op_type}_{i}"
             version = _version(proto.op_type, proto.domain, graph.opset, name)
-            node = Node(name, proto.op_type, version, graph.opset, _attributes(proto),
+            node = Node(name, proto.op_type, version, graph.opset, _attributes(proto, graph.opset),
                         list(proto.input), list(proto.output))
             spec = lookup(proto.op_type, version)
             if spec is None:
@@ -251,7 +261,8 @@ class OnnxModel(Module):
                 + ("; " if missing and unknown else "")
                 + (f"unknown {unknown}" if unknown else ""))
         env = {}
-        tensors = any(isinstance(v, Tensor) for v in feeds.values())
+        # in train mode (``fit``) NumPy batches also give Tensors, recorded for the update
+        tensors = self.training or any(isinstance(v, Tensor) for v in feeds.values())
         for name, value in feeds.items():
             dtype, shape = self._input_specs[name]
             array = value if isinstance(value, Tensor) else np.asarray(value)
