@@ -249,3 +249,76 @@ def test_featuremaps_of_a_custom_model_s_checkpoint_skip_optimizer_state(capsys,
                  "conv2d_1", "-o", out) == (
         "convolve featuremaps: error: --layer must be a number for a file of weights (it "
         "holds no model to name layers in); received 'conv2d_1'")
+
+
+def tiny_onnx(path, *, layout):
+    """A small ONNX classifier of 8x8 images with 3 channels: conv 3x3 (4 filters), Relu,
+    global average pool, flatten, Gemm to 5 classes. ``layout``: its input's, NCHW or NHWC
+    (then a Transpose first)."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(3)
+    weights = [numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), name)
+               for name, shape in (("w", (4, 3, 3, 3)), ("b", (4,)), ("g", (4, 5)),
+                                   ("c", (5,)))]
+    nodes = [helper.make_node("Conv", ["nchw", "w", "b"], ["conv"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["conv"], ["relu"]),
+             helper.make_node("GlobalAveragePool", ["relu"], ["pool"]),
+             helper.make_node("Flatten", ["pool"], ["flat"]),
+             helper.make_node("Gemm", ["flat", "g", "c"], ["logits"])]
+    if layout == "NHWC":
+        nodes.insert(0, helper.make_node("Transpose", ["x"], ["nchw"], perm=[0, 3, 1, 2]))
+        shape = ["N", 8, 8, 3]
+    else:
+        nodes[0].input[0] = "x"
+        shape = ["N", 3, 8, 8]
+    graph = helper.make_graph(
+        nodes, "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 5])], weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_predict_with_an_onnx_model_equals_onnx_runtime(capsys, tmp_path, images, layout):
+    ort = pytest.importorskip("onnxruntime")
+    model = tiny_onnx(tmp_path / "tiny.onnx", layout=layout)
+    code, out, err = run(capsys, "predict", images, "--model", model, "--json", "--top", "5",
+                         "--mean", "0.5", "--std", "0.25")
+    assert (code, err) == (0, "")
+    lines = [json.loads(line) for line in out.splitlines()]
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    for line in lines:
+        rgb = io.resize(io.to_channels(io.read_image(line["path"]), 3), (8, 8))
+        x = ((rgb - 0.5) / 0.25)[None].astype(np.float32)
+        feed = x.transpose(0, 3, 1, 2) if layout == "NCHW" else x
+        expected = probabilities(session.run(None, {"x": feed})[0])[0]
+        assert line["label"] == str(int(np.argmax(expected)))  # no class names: numbers
+        for label, p in line["top"]:
+            assert p == pytest.approx(expected[int(label)], abs=1e-5)
+    # an .onnx path given as --checkpoint is the same
+    code, again, _ = run(capsys, "predict", images, "--checkpoint", model, "--json", "--top",
+                         "5", "--mean", "0.5", "--std", "0.25")
+    assert code == 0 and again == out
+
+
+def test_predict_refuses_onnx_models_it_cannot_feed(capsys, tmp_path, images):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])], "flat",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 10])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])])
+    flat = tmp_path / "flat.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), flat)
+    assert fails(capsys, "predict", images, "--model", flat) == (
+        f"convolve predict: error: {flat} takes input of shape (?, 10); convolve predict needs "
+        "images (N, C, H, W) or (N, H, W, C) of a fixed size")
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"\x08\x07garbage")
+    assert fails(capsys, "predict", images, "--model", broken).startswith(
+        f"convolve predict: error: cannot read {broken} as an ONNX model (")
