@@ -17,7 +17,7 @@ import numpy as np
 
 from convolve.onnx.errors import OnnxError
 from convolve.onnx.graph import MAX_ELEMENTS
-from convolve.onnx.layout import Value, reshape, transpose
+from convolve.onnx.layout import Value, reshape, reshaped, transpose
 from convolve.onnx.registry import Context, Node, converter
 from convolve.ops import elementwise
 from convolve.ops import math as ops_math
@@ -57,7 +57,10 @@ def _reshape(node: Node) -> Any:
         current = x.shape
         if not allow_zero:
             target = [current[i] if d == 0 else d for i, d in enumerate(target)]
-        return Value(reshape(x.logical(), target))
+        if -1 in target:
+            known = math.prod(d for d in target if d != -1)
+            target[target.index(-1)] = math.prod(current) // known if known else 0
+        return reshaped(x, target)
 
     return run
 
@@ -70,7 +73,7 @@ def _flatten(node: Node) -> Any:
         x = inputs[0]
         shape = x.shape
         ax = axis + len(shape) if axis < 0 else axis
-        return Value(reshape(x.logical(), (math.prod(shape[:ax]), math.prod(shape[ax:]))))
+        return reshaped(x, (math.prod(shape[:ax]), math.prod(shape[ax:])))
 
     return run
 
