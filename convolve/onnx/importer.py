@@ -24,6 +24,7 @@ from convolve.onnx.errors import OnnxError
 from convolve.onnx.layout import Value
 from convolve.onnx.optimize import fuse
 from convolve.onnx.registry import Context, Node, Runner, Spec, lookup, outputs_used
+from convolve.ops.algorithms._common import one_blas_thread
 from convolve.tensor import Tensor
 
 
@@ -90,6 +91,20 @@ def _attributes(proto: Any, opset: int) -> dict[str, Any]:
     return result
 
 
+def _check_arity(node: Node) -> None:
+    """The node has as many inputs and outputs as its schema allows (a damaged file's
+    BatchNormalization with four inputs crashed the conv fold)."""
+    import onnx
+
+    schema = onnx.defs.get_schema(node.op_type, node.opset, "")
+    for kind, count, low, high in (
+            ("inputs", len(node.inputs), schema.min_input, schema.max_input),
+            ("outputs", len(node.outputs), schema.min_output, schema.max_output)):
+        if not low <= count <= high:
+            bounds = f"{low}" if low == high else f"{low} to {high}"
+            raise node.refuse(f"takes {bounds} {kind}; the file gives {count}")
+
+
 class OnnxModel(Module):
     """An imported ONNX graph (see :func:`load`).
 
@@ -145,6 +160,7 @@ class OnnxModel(Module):
             if spec is None:
                 raise node.refuse("this op (at this version) is not supported by convolve's "
                                   "ONNX loader")
+            _check_arity(node)
             nodes.append(node)
             specs.append(spec)
         return nodes, specs
@@ -237,17 +253,18 @@ class OnnxModel(Module):
         env = self._feed(feeds)
         keep = set(self.output_names)
         context = Context(training=self.training)
-        for i, step in enumerate(self.steps):
-            values = [self._value(env, name) if name else None for name in step.inputs]
-            outputs = _as_list(_guarded(step.node, step.run, context, values))
-            if observe is not None:
-                observe(step, outputs)
-            for name, value in zip(step.outputs, outputs):
-                if name:
-                    env[name] = value
-            for name in step.inputs:
-                if name and self._last_use.get(name) == i and name not in keep:
-                    env.pop(name, None)
+        with one_blas_thread():
+            for i, step in enumerate(self.steps):
+                values = [self._value(env, name) if name else None for name in step.inputs]
+                outputs = _as_list(_guarded(step.node, step.run, context, values))
+                if observe is not None:
+                    observe(step, outputs)
+                for name, value in zip(step.outputs, outputs):
+                    if name:
+                        env[name] = value
+                for name in step.inputs:
+                    if name and self._last_use.get(name) == i and name not in keep:
+                        env.pop(name, None)
         return {name: _output(self._value(env, name)) for name in self.output_names}
 
     def _feed(self, feeds: Mapping[str, Any]) -> dict[str, Value]:
