@@ -91,20 +91,6 @@ def _attributes(proto: Any, opset: int) -> dict[str, Any]:
     return result
 
 
-def _check_arity(node: Node) -> None:
-    """The node has as many inputs and outputs as its schema allows (a damaged file's
-    BatchNormalization with four inputs crashed the conv fold)."""
-    import onnx
-
-    schema = onnx.defs.get_schema(node.op_type, node.opset, "")
-    for kind, count, low, high in (
-            ("inputs", len(node.inputs), schema.min_input, schema.max_input),
-            ("outputs", len(node.outputs), schema.min_output, schema.max_output)):
-        if not low <= count <= high:
-            bounds = f"{low}" if low == high else f"{low} to {high}"
-            raise node.refuse(f"takes {bounds} {kind}; the file gives {count}")
-
-
 class OnnxModel(Module):
     """An imported ONNX graph (see :func:`load`).
 
@@ -160,7 +146,6 @@ class OnnxModel(Module):
             if spec is None:
                 raise node.refuse("this op (at this version) is not supported by convolve's "
                                   "ONNX loader")
-            _check_arity(node)
             nodes.append(node)
             specs.append(spec)
         return nodes, specs
