@@ -334,6 +334,15 @@ def test_huge_declared_shapes_are_refused_before_allocating() -> None:
                       {"y": None}, elem=TP.INT64)
     with pytest.raises(OnnxError, match=r"ConstantOfShape node .* refused"):
         load(big).run({"x": np.array([10**6, 10**6], np.int64)})
+    resize = model_bytes([helper.make_node("Resize", ["x", "", "", "s"], ["y"])],
+                         {"x": [1, 1, 2, 2]}, {"y": None}, {"s": np.array([1, 1, 10**5, 10**5])})
+    with pytest.raises(OnnxError, match=r"Resize node .* refused"):
+        load(resize).run({"x": np.zeros((1, 1, 2, 2), np.float32)})
+    transpose = model_bytes(
+        [helper.make_node("ConvTranspose", ["x", "w"], ["y"], output_shape=[10**5, 10**5])],
+        {"x": [1, 1, 2, 2]}, {"y": None}, {"w": np.ones((1, 1, 1, 1), np.float32)})
+    with pytest.raises(OnnxError, match=r"ConvTranspose node .* refused"):
+        load(transpose).run({"x": np.zeros((1, 1, 2, 2), np.float32)})
 
 
 def test_graph_structure_errors() -> None:
