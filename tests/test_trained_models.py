@@ -64,6 +64,10 @@ def test_fit_takes_classes_and_normalization(tmp_path):
     assert info.mean == (0.1307,) and info.std == (0.3081,)
     np.testing.assert_allclose(info.normalize(np.full((1, 2, 2, 1), 0.5)),
                                (0.5 - 0.1307) / 0.3081, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"^the normalisation mean has 3 values but the "
+                                         r"images have 1 channels; give one value or one per "
+                                         r"channel$"):
+        ModelInfo(mean=(0.1, 0.2, 0.3), std=(1.0,)).normalize(np.zeros((2, 2, 1)))
     with pytest.raises(ValueError, match=r"^normalization must be \{'mean': ..., 'std': ...\}; "
                                          r"received \{'scale': 2\}$"):
         train.fit(model, digits(16), verbose=False, normalization={"scale": 2})
