@@ -134,6 +134,8 @@ def predict(model: Any, images: Any, *, batch_size: int = 256) -> Any:
 
     import dask
 
+    from convolve import train
+
     da = _dask_array()
     if not isinstance(images, da.Array):
         raise TypeError(f"images must be a Dask array; received {_args.describe(images)}")
@@ -142,7 +144,12 @@ def predict(model: Any, images: Any, *, batch_size: int = 256) -> Any:
         raise ValueError("images must be a batch (N, ...) with N >= 1; received an array of "
                          f"shape {images.shape}")
     frozen = copy.deepcopy(model).eval()
-    probe = _predict_block(frozen, np.zeros((1, *images.shape[1:]), images.dtype), batch_size)
+    # One image through the in-memory predict: the output's shape, and its errors now.
+    try:
+        probe = train.predict(frozen, np.zeros((1, *images.shape[1:]), images.dtype))
+    except ValueError as error:
+        raise ValueError(f"{error}; tried on one image like those of the Dask array of shape "
+                         f"{images.shape}") from None
     shared = dask.delayed(frozen, name=f"convolve-model-{uuid.uuid4().hex}")
     images = images.rechunk({axis: -1 for axis in range(1, images.ndim)})
     outputs = [

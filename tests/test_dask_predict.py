@@ -101,3 +101,14 @@ def test_on_a_local_cluster_each_worker_unpickles_the_model_once():
     np.testing.assert_allclose(result, reference, rtol=0, atol=2e-5)
     assert len(counts) == 2 and all(c <= 1 for c in counts.values()), counts
     assert sum(counts.values()) >= 1
+
+
+def test_images_the_model_cannot_take_are_refused_before_anything_runs():
+    from convolve import models
+
+    with pytest.raises(ValueError, match=r"images must be \(N, 32, 32, 3\) for this model, "
+                                         r"the shape it was trained on; received an array of "
+                                         r"shape \(1, 28, 28, 3\) .*; tried on one image "
+                                         r"like those of the Dask array of shape "
+                                         r"\(8, 28, 28, 3\)"):
+        convolve.predict(models.lenet5(seed=0), da.zeros((8, 28, 28, 3), chunks=4))
