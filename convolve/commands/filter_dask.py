@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--chunk", type=int, default=DEFAULT_CHUNK, metavar="PIXELS",
                        help=f"chunk side when streaming (default {DEFAULT_CHUNK}; at least "
                             "the kernel's size; TIFF output rounds it up to a multiple of "
-                            "16). Memory is about 15 chunks per worker thread")
+                            "16). Memory holds a few chunks per worker thread")
     group.add_argument("--memory", metavar="SIZE", type=parse_size, default=None,
                        help="memory one image may take when filtered in memory, about 4 "
                             "times its float size, e.g. 2G or 500M; bigger ones stream "
