@@ -13,7 +13,9 @@ from __future__ import annotations
 import os
 import shutil
 import struct
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,23 +47,118 @@ def kind(path: str | os.PathLike) -> str | None:
     return "tiff" if suffix in TIFF_SUFFIXES else "zarr" if suffix in ZARR_SUFFIXES else None
 
 
-def open_source(path: str | os.PathLike) -> TiffSource | ZarrSource:
-    """The image in a TIFF file or a Zarr array, read region by region when indexed."""
+def open_source(path: str | os.PathLike, *, cache_bytes: int = 0) -> TiffSource | ZarrSource:
+    """The image in a TIFF file or a Zarr array, read region by region when indexed.
+
+    ``cache_bytes``: keep up to that many bytes of decoded tiles (or Zarr chunks) per
+    process, least recently used dropped first, so that neighbouring regions read with
+    their halos decode each tile about once instead of up to four times."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"image file not found: {path}")
-    return ZarrSource(path) if kind(path) == "zarr" else TiffSource(path)
+    source = ZarrSource(path) if kind(path) == "zarr" else TiffSource(path)
+    source.cache_bytes = int(cache_bytes)
+    source.token = uuid.uuid4().hex
+    return source
 
 
-class TiffSource:
-    """The image of a TIFF file as an array-like ``(H, W)`` or ``(H, W, C)`` that reads the
-    regions it is indexed with.
+class _Source:
+    """An image file as an array-like ``(H, W)`` or ``(H, W, C)`` that reads the regions it
+    is indexed with, through the process's tile cache where ``cache_bytes`` allows. Holds
+    only the path and sizes: the file is opened per read (and per process)."""
 
-    Contiguous uncompressed data is memory-mapped; tiles and strips are decoded through
-    tifffile's Zarr store. Holds only the path: the file is opened per read."""
+    path: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    ndim: int
+    stored: tuple[int, int] | None = None  # the tiles' (or chunks') rows and columns
+    cache_bytes = 0
+    token = ""  # names this opening's tile cache in every process that reads it
+
+    def _read(self, key: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        try:
+            if (self.stored and self.cache_bytes and isinstance(key, tuple) and len(key) == 2
+                    and all(isinstance(k, slice) and k.step in (None, 1) for k in key)):
+                return self._through_cache(*(k.indices(n)[:2] for k, n in zip(key, self.shape)))
+            return self._read(key)
+        except Exception as error:  # each codec raises its own types on damaged data
+            raise ValueError(f"cannot read {self.path}: {type(error).__name__}: {error}"
+                             ) from None
+
+    def _through_cache(self, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
+        (r0, r1), (c0, c1), (th, tw) = rows, cols, self.stored
+        out = np.empty((max(0, r1 - r0), max(0, c1 - c0), *self.shape[2:]), self.dtype)
+        cache = _cache(self.token, self.cache_bytes)
+        for i in range(r0 // th, -(-r1 // th)):
+            for j in range(c0 // tw, -(-c1 // tw)):
+                # Tiles a full tile inside the region are this region's alone: a
+                # neighbouring region's halo reaches only the tiles along its edges.
+                inside = (r0 + th <= i * th and (i + 2) * th <= r1
+                          and c0 + tw <= j * tw and (j + 2) * tw <= c1)
+                tile = cache.get((i, j), lambda i=i, j=j: self._read(
+                    (slice(i * th, (i + 1) * th), slice(j * tw, (j + 1) * tw))),
+                    keep=not inside)
+                top, left = max(r0, i * th), max(c0, j * tw)
+                bottom, right = min(r1, (i + 1) * th), min(c1, (j + 1) * tw)
+                out[top - r0:bottom - r0, left - c0:right - c0] = \
+                    tile[top - i * th:bottom - i * th, left - j * tw:right - j * tw]
+        return out
+
+
+class _TileCache:
+    """Decoded tiles by index, least recently used dropped past ``capacity`` bytes."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity, self.nbytes = capacity, 0
+        self.tiles: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, index: tuple[int, int], read: Callable[[], np.ndarray], *,
+            keep: bool = True) -> np.ndarray:
+        """The tile at ``index``, read (and kept if ``keep``) when not held."""
+        with self.lock:
+            if index in self.tiles:
+                self.tiles.move_to_end(index)
+                return self.tiles[index]
+        tile = read()  # outside the lock: threads decode different tiles at once
+        if not keep:
+            return tile
+        with self.lock:
+            if index not in self.tiles:
+                self.tiles[index] = tile
+                self.nbytes += tile.nbytes
+            while self.nbytes > self.capacity and len(self.tiles) > 1:
+                _, dropped = self.tiles.popitem(last=False)
+                self.nbytes -= dropped.nbytes
+        return tile
+
+
+_caches: OrderedDict[str, _TileCache] = OrderedDict()
+_caches_lock = threading.Lock()
+CACHES_KEPT = 2  # a long-lived worker keeps the tiles of the two sources it read last
+
+
+def _cache(token: str, capacity: int) -> _TileCache:
+    """This process's tile cache for the source opened as ``token`` (one per
+    ``open_source`` call, so that a file written again is read again)."""
+    with _caches_lock:
+        if token not in _caches:
+            _caches[token] = _TileCache(capacity)
+            while len(_caches) > CACHES_KEPT:
+                _caches.popitem(last=False)
+        _caches.move_to_end(token)
+        return _caches[token]
+
+
+class TiffSource(_Source):
+    """The image of a TIFF file: contiguous uncompressed data is memory-mapped (read
+    exactly, never cached); tiles and strips are decoded through tifffile's Zarr store."""
 
     def __init__(self, path: str | os.PathLike) -> None:
-        _, tifffile, _ = _modules()
+        _, tifffile, zarr = _modules()
         self.path = os.fspath(path)
         try:
             with tifffile.TiffFile(self.path) as tif:
@@ -72,6 +169,9 @@ class TiffSource:
                 self.dtype = np.dtype(series.dtype)
                 self.offset = series.dataoffset
                 axes = series.axes
+                if self.offset is None and axes in ("YX", "YXS"):
+                    with series.aszarr(level=0) as store:
+                        self.stored = tuple(zarr.open_array(store, mode="r").chunks[:2])
         except (tifffile.TiffFileError, IndexError, ValueError, struct.error) as error:
             raise ValueError(f"cannot read {self.path} as TIFF: {error}") from None
         if axes not in ("YX", "YXS"):
@@ -79,23 +179,18 @@ class TiffSource:
                              f"received a series of shape {self.shape} (axes {axes})")
         self.ndim = len(self.shape)
 
-    def __getitem__(self, key: Any) -> np.ndarray:
+    def _read(self, key: Any) -> np.ndarray:
         _, tifffile, zarr = _modules()
-        try:
-            if self.offset is not None:
-                data = np.memmap(self.path, dtype=self.dtype, mode="r", offset=self.offset,
-                                 shape=self.shape)
-                return np.array(data[key])
-            with tifffile.TiffFile(self.path) as tif, tif.series[0].aszarr(level=0) as store:
-                return np.asarray(zarr.open_array(store, mode="r")[key])
-        except Exception as error:  # each codec raises its own types on damaged data
-            raise ValueError(f"cannot read {self.path}: {type(error).__name__}: {error}"
-                             ) from None
+        if self.offset is not None:
+            data = np.memmap(self.path, dtype=self.dtype, mode="r", offset=self.offset,
+                             shape=self.shape)
+            return np.array(data[key])
+        with tifffile.TiffFile(self.path) as tif, tif.series[0].aszarr(level=0) as store:
+            return np.asarray(zarr.open_array(store, mode="r")[key])
 
 
-class ZarrSource:
-    """A Zarr array ``(H, W)`` or ``(H, W, C)`` (v2 or v3) that reads the regions it is
-    indexed with; holds only the path."""
+class ZarrSource(_Source):
+    """A Zarr array ``(H, W)`` or ``(H, W, C)`` (v2 or v3)."""
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = os.fspath(path)
@@ -104,6 +199,7 @@ class ZarrSource:
         if self.ndim not in (2, 3):
             raise ValueError(f"{self.path} must hold one image (H, W) or (H, W, C); "
                              f"received an array of shape {self.shape}")
+        self.stored = tuple(array.chunks[:2])
 
     def _open(self) -> Any:
         _, _, zarr = _modules()
@@ -113,13 +209,8 @@ class ZarrSource:
             raise ValueError(f"cannot read {self.path} as a Zarr array: "
                              f"{type(error).__name__}: {error}") from None
 
-    def __getitem__(self, key: Any) -> np.ndarray:
-        array = self._open()
-        try:
-            return np.asarray(array[key])
-        except Exception as error:  # each codec raises its own types on damaged data
-            raise ValueError(f"cannot read {self.path}: {type(error).__name__}: {error}"
-                             ) from None
+    def _read(self, key: Any) -> np.ndarray:
+        return np.asarray(self._open()[key])
 
 
 def check_output(path: str | os.PathLike, *, overwrite: bool) -> Path:
