@@ -160,8 +160,12 @@ def test_a_local_cluster_of_two_processes_writes_the_same_bytes(tmp_path, capsys
 def test_interrupted_run_leaves_nothing_under_the_output_name(big, tmp_path):
     out = tmp_path / "out.zarr"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # Ctrl-C's handler even where this test runs with SIGINT ignored (in the background)
+    interruptible = ("import signal, sys; signal.signal(signal.SIGINT, "
+                     "signal.default_int_handler); from convolve.cli import main; "
+                     "sys.exit(main(sys.argv[1:]))")
     child = subprocess.Popen(
-        [sys.executable, "-m", "convolve", "filter", big, "-k", "box_blur", "-o", out,
+        [sys.executable, "-c", interruptible, "filter", big, "-k", "box_blur", "-o", out,
          "--chunk", "256"], env=env, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while not any(p.name.startswith(".out.zarr.partial") for p in tmp_path.iterdir()):
