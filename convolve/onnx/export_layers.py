@@ -55,11 +55,6 @@ def _array(parameter: Any) -> np.ndarray:
     return np.asarray(data(parameter))
 
 
-def _require_image(layer: Any, x: Value, step: Step) -> None:
-    if not x.image:
-        raise UnsupportedLayerError(f"it takes an image (H, W, C) and receives shape {x.shape}")
-
-
 def _flat_pads(pads: Any) -> list[int]:
     """convolve's ``((top, bottom), (left, right))`` as ONNX's ``[top, left, bottom, right]``."""
     (top, bottom), (left, right) = pads
@@ -144,7 +139,6 @@ def _padded_input(b: GraphBuilder, layer: Any, x: Value, pads: Any, step: Step
 
 @exports(nn.Conv2D, nn.DepthwiseConv2D)
 def _conv(b: GraphBuilder, layer: Any, x: Value, step: Step) -> str:
-    _require_image(layer, x, step)
     weight = _array(layer.weight)
     groups = layer.groups if isinstance(layer, nn.Conv2D) else layer.in_channels
     geometry = shapes.conv_geometry((1, *x.shape), weight.shape, stride=layer.stride,
@@ -162,18 +156,35 @@ def _conv(b: GraphBuilder, layer: Any, x: Value, step: Step) -> str:
 
 @exports(nn.ConvTranspose2D)
 def _conv_transpose(b: GraphBuilder, layer: nn.ConvTranspose2D, x: Value, step: Step) -> str:
-    _require_image(layer, x, step)
     weight = _array(layer.weight)  # (KH, KW, C_out // groups, C_in)
     geometry = shapes.conv_transpose_geometry(
         (1, *x.shape), weight.shape, stride=layer.stride, padding=layer.padding,
         output_padding=layer.output_padding, dilation=layer.dilation, groups=layer.groups)
+    # Rows past the last input's reach hold only the bias: output_padding and the bottom/right
+    # pad cancel out, and what output_padding is left is written as a zero Pad when ONNX
+    # Runtime would refuse it (it takes output_padding < stride, PyTorch also < dilation).
+    pads, extra = [], []
+    for (p0, p1), op in zip(geometry.pads, geometry.output_padding):
+        pads.append((p0, p1 - min(p1, op)))
+        extra.append(op - min(p1, op))
+    padded = any(op >= s for op, s in zip(extra, geometry.stride))
     inputs = [x.name, b.initializer(weight.transpose(3, 2, 0, 1), f"{step.name}.weight")]
-    if layer.bias is not None:
-        inputs.append(b.initializer(_array(layer.bias), f"{step.name}.bias"))
+    bias = None if layer.bias is None else b.initializer(_array(layer.bias),
+                                                         f"{step.name}.bias")
+    if bias is not None and not padded:
+        inputs.append(bias)
     y = b.node("ConvTranspose", inputs, f"{step.name}.conv_transpose",
                kernel_shape=list(weight.shape[:2]), strides=list(geometry.stride),
-               pads=_flat_pads(geometry.pads), dilations=_optional(geometry.dilation, 1),
-               output_padding=_optional(geometry.output_padding, 0), group=layer.groups)
+               pads=_flat_pads(pads), dilations=_optional(geometry.dilation, 1),
+               output_padding=None if padded else _optional(tuple(extra), 0),
+               group=layer.groups)
+    if padded:
+        widths = b.ints([0, 0, 0, 0, 0, 0, *extra], f"{step.name}.output_padding")
+        y = b.node("Pad", [y, widths], f"{step.name}.output_padding")
+        if bias is not None:
+            shape = b.ints([-1, 1, 1], f"{step.name}.bias_shape")
+            y = b.node("Add", [y, b.node("Reshape", [bias, shape], f"{step.name}.bias_chw")],
+                       f"{step.name}.biased")
     return fused_activation(b, layer, Value(y, step.out_shape), step)
 
 
@@ -184,29 +195,43 @@ def _pool_geometry(layer: Any, x: Value, dilation: Any) -> shapes.PoolGeometry:
                                 ceil_mode=layer.ceil_mode)
 
 
+def _drop_late_window(b: GraphBuilder, y: str, geometry: shapes.PoolGeometry, step: Step
+                      ) -> str:
+    """ONNX's ceil_mode rounds up without PyTorch's rule that the last window starts inside
+    the input or the top/left padding: a Slice drops the window it adds."""
+    onnx_size = [-(-(n + p0 + p1 - shapes.effective_kernel(k, d)) // s) + 1
+                 for n, (p0, p1), k, d, s in zip(geometry.input_shape[1:3], geometry.pads,
+                                                  geometry.kernel, geometry.dilation,
+                                                  geometry.stride)]
+    if onnx_size == list(geometry.out_hw):
+        return y
+    return b.node("Slice", [y, b.ints([0, 0], f"{step.name}.starts"),
+                            b.ints(list(geometry.out_hw), f"{step.name}.ends"),
+                            b.ints([2, 3], f"{step.name}.axes")], f"{step.name}.slice")
+
+
 @exports(nn.MaxPool2D)
 def _max_pool(b: GraphBuilder, layer: nn.MaxPool2D, x: Value, step: Step) -> str:
-    _require_image(layer, x, step)
     geometry = _pool_geometry(layer, x, layer.dilation)
-    return b.node("MaxPool", [x.name], step.name, kernel_shape=list(geometry.kernel),
-                  strides=list(geometry.stride), pads=_flat_pads(geometry.pads),
-                  dilations=_optional(geometry.dilation, 1),
-                  ceil_mode=1 if layer.ceil_mode else None)
+    y = b.node("MaxPool", [x.name], f"{step.name}.max_pool", kernel_shape=list(geometry.kernel),
+               strides=list(geometry.stride), pads=_flat_pads(geometry.pads),
+               dilations=_optional(geometry.dilation, 1),
+               ceil_mode=1 if layer.ceil_mode else None)
+    return _drop_late_window(b, y, geometry, step)
 
 
 @exports(nn.AvgPool2D)
 def _avg_pool(b: GraphBuilder, layer: nn.AvgPool2D, x: Value, step: Step) -> str:
-    _require_image(layer, x, step)
     geometry = _pool_geometry(layer, x, 1)
-    return b.node("AveragePool", [x.name], step.name, kernel_shape=list(geometry.kernel),
-                  strides=list(geometry.stride), pads=_flat_pads(geometry.pads),
-                  ceil_mode=1 if layer.ceil_mode else None,
-                  count_include_pad=1 if layer.count_include_pad else None)
+    y = b.node("AveragePool", [x.name], f"{step.name}.avg_pool",
+               kernel_shape=list(geometry.kernel), strides=list(geometry.stride),
+               pads=_flat_pads(geometry.pads), ceil_mode=1 if layer.ceil_mode else None,
+               count_include_pad=1 if layer.count_include_pad else None)
+    return _drop_late_window(b, y, geometry, step)
 
 
 @exports(nn.GlobalAvgPool2D, nn.GlobalMaxPool2D)
 def _global_pool(b: GraphBuilder, layer: Any, x: Value, step: Step) -> str:
-    _require_image(layer, x, step)
     op = "ReduceMean" if isinstance(layer, nn.GlobalAvgPool2D) else "ReduceMax"
     return b.reduce(op, x.name, [2, 3], step.name, keepdims=0)
 
@@ -214,9 +239,6 @@ def _global_pool(b: GraphBuilder, layer: Any, x: Value, step: Step) -> str:
 # -- the rest ----------------------------------------------------------------------------
 @exports(nn.BatchNorm2D)
 def _batch_norm(b: GraphBuilder, layer: nn.BatchNorm2D, x: Value, step: Step) -> str:
-    if x.onnx_axis(-1) != 1:
-        raise UnsupportedLayerError(f"it normalises the last axis of shape {x.shape}, which "
-                               "ONNX's BatchNormalization cannot")
     inputs = [x.name] + [b.initializer(_array(getattr(layer, name)), f"{step.name}.{name}")
                          for name in ("gamma", "beta", "running_mean", "running_var")]
     return b.node("BatchNormalization", inputs, step.name, epsilon=float(layer.eps))
@@ -230,12 +252,9 @@ def _dense(b: GraphBuilder, layer: nn.Dense, x: Value, step: Step) -> str:
     if x.image:  # on each pixel's channels: a 1x1 convolution
         w = b.initializer(weight.T[:, :, None, None], f"{step.name}.weight")
         y = b.node("Conv", [x.name, w, *bias], f"{step.name}.dense", kernel_shape=[1, 1])
-    elif len(x.shape) == 1:
+    else:
         w = b.initializer(weight, f"{step.name}.weight")
         y = b.node("Gemm", [x.name, w, *bias], f"{step.name}.dense")
-    else:
-        raise UnsupportedLayerError(f"it receives shape {x.shape}; the exporter takes (F,) or "
-                               "(H, W, C)")
     return fused_activation(b, layer, Value(y, step.out_shape), step)
 
 
