@@ -12,7 +12,7 @@ import convolve
 from convolve.commands import CommandError
 
 # Each module defines ``register(subparsers)``, which adds its parser and sets ``run``.
-COMMANDS = ("explain", "filter", "featuremaps", "summary", "train", "bench")
+COMMANDS = ("explain", "filter", "featuremaps", "summary", "train", "bench", "predict")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from convolve import _args, checkpoint, losses, optim
-from convolve.data import DataLoader
+from convolve import _args, checkpoint, losses, model_info, optim
+from convolve.data import DataLoader, Split
 from convolve.nn.module import Module
 from convolve.tensor import Tensor, no_grad
 
@@ -115,6 +115,9 @@ def _as_loader(data: Any, name: str, batch_size: int, *, shuffle: bool, seed: in
                augment: Any = None) -> DataLoader:
     if isinstance(data, DataLoader):
         return data
+    if isinstance(data, Split):
+        return DataLoader(data.images, data.labels, batch_size, shuffle=shuffle, seed=seed,
+                          augment=augment)
     if isinstance(data, Sequence) and len(data) == 2:
         return DataLoader(data[0], data[1], batch_size, shuffle=shuffle, seed=seed,
                           augment=augment)
@@ -216,12 +219,21 @@ def evaluate(model: Module, data: Any, *, batch_size: int = 256,
 
 
 def predict(model: Module, images: Any, *, batch_size: int = 256) -> np.ndarray:
-    """The model's outputs for ``images: (N, H, W, C)`` as one array, in evaluation mode."""
+    """The model's outputs for ``images: (N, H, W, C)`` as one array: in evaluation mode
+    (the model's mode is restored), without recording, ``batch_size`` images at a time.
+
+    A model that knows its input shape (``model.info``, from the zoo, ``fit`` or
+    ``models.load``) refuses images of another shape by name.
+    """
     images = np.asarray(images)
     batch_size = _args.integer(batch_size, "batch_size")
     if images.ndim == 0 or len(images) == 0:
         raise ValueError("images must be a batch (N, ...) with N >= 1; received an array of "
                          f"shape {images.shape}")
+    expected = model_info.of(model).input_shape
+    if expected is not None and images.shape[1:] != expected:
+        raise ValueError(f"images must be (N, {', '.join(map(str, expected))}) for this model; "
+                         f"received an array of shape {images.shape}")
     was_training = model.training
     model.eval()
     try:
@@ -241,6 +253,7 @@ def fit(
     checkpoint_path: str | os.PathLike | None = None, resume: bool = False,
     augment: Any = None, seed: int = 0, verbose: bool = True,
     callbacks: Iterable[Callable[[int, Mapping[str, float]], Any]] = (),
+    classes: Sequence[str] | None = None, normalization: Mapping[str, Any] | None = None,
 ) -> History:
     """Train ``model`` by mini-batch gradient descent; returns the per-epoch ``History``.
 
@@ -263,6 +276,10 @@ def fit(
         verbose: a progress bar per epoch (tqdm) and a line of metrics per epoch.
         callbacks: ``fn(epoch, logs)`` called after every epoch, once its checkpoint is
             written.
+        classes: the class names (default: ``train_data.classes`` of a dataset split),
+            kept in ``model.info`` and the checkpoint.
+        normalization: ``{"mean": ..., "std": ...}`` (one value or one per channel) when
+            the images were standardised from ``[0, 1]``; kept for ``convolve predict``.
 
     Raises:
         NonFiniteLossError: the loss became NaN or infinite (the message names epoch and step).
@@ -273,6 +290,9 @@ def fit(
     loader = _as_loader(train_data, "train_data", batch_size, shuffle=True, seed=seed,
                         augment=augment)
     loss_fn, metric_fns = _resolve_loss(loss), _resolve_metrics(metrics)
+    model.info = model_info.for_training(
+        model, loader.images, normalization=normalization,
+        classes=classes if classes is not None else getattr(train_data, "classes", None) or None)
     optimizer = _resolve_optimizer(optimizer, model, lr)
     schedule = _resolve_schedule(lr_schedule, optimizer, epochs)
     history = History()
@@ -363,6 +383,7 @@ def _save(path: Any, model: Module, optimizer: optim.Optimizer,
         "early_stopping": None if early_stopping is None else early_stopping.state_dict(),
         "history": dict(history),
         "generators": {name: g.bit_generator.state for name, g in _generators(model)},
+        "model": model_info.of(model).to_json(),  # what convolve.models.load rebuilds
     }
     checkpoint.save(path, arrays, meta)
 

@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size, lr_schedule=None if args.schedule == "none"
             else args.schedule, checkpoint_path=args.checkpoint, resume=args.resume,
             augment=data.Augment() if augment else None, seed=args.seed,
-            verbose=not args.quiet)
+            verbose=not args.quiet, classes=dataset.classes)
     except train.NonFiniteLossError as error:
         raise CommandError(str(error)) from None
     seconds = time.perf_counter() - began
