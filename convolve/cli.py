@@ -12,7 +12,7 @@ import convolve
 from convolve.commands import CommandError
 
 # Each module defines ``register(subparsers)``, which adds its parser and sets ``run``.
-COMMANDS = ("explain", "filter", "featuremaps", "summary", "train", "bench", "predict")
+COMMANDS = ("explain", "filter", "featuremaps", "summary", "train", "bench", "predict", "export")
 
 
 class _Parser(argparse.ArgumentParser):

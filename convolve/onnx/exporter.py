@@ -9,6 +9,7 @@ in evaluation mode.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from convolve import _args, nn
+from convolve import _args, model_info, nn
 from convolve.nn.summary import trace
 from convolve.onnx.export_layers import EXPORTERS, Step, UnsupportedLayerError
 from convolve.onnx.graph_builder import BATCH, GraphBuilder, Value
@@ -27,6 +28,8 @@ OPSETS = range(13, 22)
 DEFAULT_OPSET = 17
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
+# metadata_props key of the model's description (zoo name, classes, normalisation).
+MODEL_INFO_KEY = "convolve.model_info"
 
 
 def save(model: nn.Module, path: str | os.PathLike, *,
@@ -45,7 +48,9 @@ def save(model: nn.Module, path: str | os.PathLike, *,
 
     The saved graph's input ``"input"`` is ``(N, H, W, C)`` float32 with ``N`` dynamic;
     its output ``"output"`` is what ``model`` returns in evaluation mode (Dropout off,
-    batch normalisation with the running statistics).
+    batch normalisation with the running statistics). A model that knows its description
+    (``model.info``: zoo name, class names, input normalisation) keeps it as JSON in the
+    file's ``metadata_props`` under ``"convolve.model_info"``.
     """
     if _is_onnx_model(model):
         if input_shape is not None:
@@ -130,6 +135,9 @@ def sequential_to_proto(model: nn.Module, *, input_shape: Any, opset: Any) -> An
     opsets = [helper.make_opsetid("", opset)]
     proto = helper.make_model(graph, opset_imports=opsets, producer_name="convolve",
                               ir_version=helper.find_min_ir_version_for(opsets))
+    info = model_info.of(model)
+    if info != model_info.ModelInfo():
+        helper.set_model_props(proto, {MODEL_INFO_KEY: json.dumps(info.to_json())})
     onnx.checker.check_model(proto, full_check=True)
     return proto
 
