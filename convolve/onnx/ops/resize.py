@@ -1,0 +1,1 @@
+"""Resize and Upsample: nearest and linear, axis by axis (placeholder, filled below)."""
