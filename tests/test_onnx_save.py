@@ -299,3 +299,46 @@ def test_regressions(tmp_path):
                           nn.MaxPool2D((2, 1), stride=(1, 2), ceil_mode=True)])
     assert_same_as_onnx_runtime(pool, (5, 7, 1), tmp_path / "p.onnx", opset=13)
     assert "Slice" in [node.op_type for node in onnx.load(str(tmp_path / "p.onnx")).graph.node]
+
+
+def test_imported_model_saves_back_with_fine_tuned_values(tmp_path):
+    """load -> one training step (weights and batch-norm statistics change) -> save: ONNX
+    Runtime gives what the fine-tuned OnnxModel gives; the conv weights go back to OIHW."""
+    from convolve import losses, optim
+    from convolve.onnx import load
+    from convolve.tensor import Tensor
+
+    model = models.mnist_cnn(seed=0)
+    save(model, tmp_path / "a.onnx", input_shape=(28, 28, 1))
+    imported = load(tmp_path / "a.onnx")
+    x = np.random.default_rng(0).standard_normal((4, 28, 28, 1)).astype(np.float32)
+    before = run_onnx(tmp_path / "a.onnx", x)
+    imported.train()
+    optimizer = optim.SGD(imported.parameters(), lr=0.1)
+    losses.cross_entropy(imported(Tensor(x)), np.array([1, 2, 3, 4])).backward()
+    optimizer.step()
+    imported.eval()
+    save(imported, tmp_path / "b.onnx")
+    onnx.checker.check_model(str(tmp_path / "b.onnx"), full_check=True)
+    after = run_onnx(tmp_path / "b.onnx", x)
+    np.testing.assert_allclose(after, imported(x), rtol=1e-4, atol=1e-4)
+    assert np.abs(after - before).max() > 0.1
+    weights = {t.name: tuple(t.dims) for t in onnx.load(str(tmp_path / "b.onnx")).graph.initializer}
+    assert weights["0.weight"] == (32, 1, 3, 3)
+
+
+def test_imported_model_errors(tmp_path):
+    from convolve.onnx import load
+
+    save(nn.Sequential([nn.ReLU()]), tmp_path / "a.onnx", input_shape=(2, 2, 1), opset=15)
+    imported = load(tmp_path / "a.onnx")
+    with pytest.raises(ValueError) as info:
+        save(imported, tmp_path / "b.onnx", opset=17)
+    assert str(info.value) == ("an OnnxModel is saved at its file's own opset 15; received "
+                               "opset=17")
+    with pytest.raises(ValueError) as info:
+        save(imported, tmp_path / "b.onnx", input_shape=(2, 2, 1))
+    assert str(info.value) == ("input_shape is taken from the graph of an OnnxModel; "
+                               "received input_shape=(2, 2, 1)")
+    save(imported, tmp_path / "b.onnx", opset=15)
+    assert run_onnx(tmp_path / "b.onnx", -np.ones((1, 2, 2, 1), np.float32)).max() == 0

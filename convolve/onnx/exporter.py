@@ -70,12 +70,29 @@ def _is_onnx_model(model: Any) -> bool:
 
 
 def model_to_proto(model: Any, opset: int | None) -> Any:
-    """An imported ``OnnxModel``'s graph with its current parameter values."""
-    own = model.opset
+    """An imported ``OnnxModel``'s graph with its current parameter and buffer values, in
+    the file's layout and dtypes (external data written inline), checked."""
+    import onnx
+    from onnx import numpy_helper
+
+    own = model.graph.opset
     if opset is not None and opset != own:
         raise ValueError(f"an OnnxModel is saved at its file's own opset {own}; received "
                          f"opset={opset!r}")
-    return model.to_proto()
+    current = dict(model.named_buffers())
+    for name, parameter in model.named_parameters():
+        perm = model._perms.get(name)  # the loader keeps conv weights channels-last
+        array = np.asarray(data(parameter))
+        current[name] = array if perm is None else array.transpose(np.argsort(perm))
+    proto = onnx.ModelProto()
+    proto.CopyFrom(model.graph.proto)
+    for i, tensor in enumerate(proto.graph.initializer):
+        if tensor.name in current:
+            dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)
+            array = np.ascontiguousarray(current[tensor.name], dtype=dtype)
+            proto.graph.initializer[i].CopyFrom(numpy_helper.from_array(array, tensor.name))
+    onnx.checker.check_model(proto, full_check=True)
+    return proto
 
 
 def _check_opset(opset: Any) -> int:
