@@ -256,8 +256,8 @@ def test_featuremaps_errors(tmp_path, capsys):
         "convolve featuremaps: error: --scale must be one of 'per-tile', 'shared'; received "
         "'global'")
     assert fails(capsys, "featuremaps", "sample:camera", "--kernels", "sobel", "--layer", "1",
-                 "-o", out) == ("convolve featuremaps: error: --key and --layer apply only "
-                                "with --checkpoint")
+                 "-o", out) == ("convolve featuremaps: error: --layer applies only with "
+                                "--checkpoint or --model")
     missing = tmp_path / "none.npz"
     assert fails(capsys, "featuremaps", "sample:camera", "--checkpoint", missing, "-o",
                  out) == f"convolve featuremaps: error: checkpoint file not found: {missing}"

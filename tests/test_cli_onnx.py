@@ -74,3 +74,130 @@ def test_export_errors(tmp_path, capsys, checkpoint_path):
     assert not (tmp_path / "m.onnx").exists()
     one_line_error(capsys, ["export", str(checkpoint_path)], "the following arguments are "
                    "required: -o/--output")
+
+
+@pytest.fixture(scope="module")
+def lenet_onnx(tmp_path_factory):
+    from convolve.onnx import save
+
+    path = tmp_path_factory.mktemp("onnx") / "lenet.onnx"
+    save(models.lenet5(seed=0), path, input_shape=(32, 32, 3))
+    return path
+
+
+def test_summary_of_an_onnx_file(capsys, lenet_onnx):
+    assert main(["summary", str(lenet_onnx)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["node", "op", "output", "shape", "params"]
+    assert lines[3].split() == ["0.conv", "Conv", "(1,", "6,", "28,", "28)", "456"]
+    assert lines[-1] == "Total params: 62,006"
+    assert main(["summary", str(lenet_onnx), "--input-shape", "5,32,32,3"]) == 0
+    assert "(5, 6, 28, 28)" in capsys.readouterr().out
+
+
+def test_summary_errors(tmp_path, capsys, lenet_onnx):
+    one_line_error(capsys, ["summary", str(lenet_onnx), "--model", "lenet5"],
+                   "convolve summary: error: give either an ONNX file or --model, not both")
+    one_line_error(capsys, ["summary", str(tmp_path / "m.npz")],
+                   "convolve summary: error: MODEL.onnx must be an .onnx file; received")
+    one_line_error(capsys, ["summary", str(tmp_path / "none.onnx")],
+                   f"convolve summary: error: no ONNX file at {str(tmp_path / 'none.onnx')!r}")
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(lenet_onnx.read_bytes()[:500])
+    one_line_error(capsys, ["summary", str(broken)], "convolve summary: error: ")
+    one_line_error(capsys, ["summary", str(lenet_onnx), "--input-shape", "1,32,3"],
+                   "convolve summary: error: input 'input' must have shape ('?', 32, 32, 3)")
+
+
+def png_size(path):
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.size
+
+
+@pytest.mark.parametrize(("layer", "title", "count"), [
+    (None, "0.conv", 6), ("2.relu", "2.relu", 16), ("input", "input", 3),
+    ("nchw", "nchw", 3)])
+def test_featuremaps_of_onnx_nodes(tmp_path, capsys, lenet_onnx, layer, title, count):
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("PIL")
+    out = tmp_path / "maps.png"
+    argv = ["featuremaps", "sample:camera", "--model", str(lenet_onnx), "--tile", "32",
+            "-o", str(out)]
+    assert main(argv + ([] if layer is None else ["--layer", layer])) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith(f"wrote {out}: {count} feature maps of ")
+    assert png_size(out)[0] > 0
+
+
+def test_node_outputs_equal_onnx_runtime(lenet_onnx):
+    """probe.node_outputs gives what ONNX Runtime gives for the same tensors."""
+    from convolve.onnx import load
+    from convolve.onnx.probe import node_outputs
+
+    model = load(lenet_onnx)
+    proto = onnx.load(str(lenet_onnx))
+    names = ["0.conv", "2.relu", "3.max_pool", "4"]
+    proto.graph.output.extend(onnx.helper.make_empty_tensor_value_info(n) for n in names)
+    session = ort.InferenceSession(proto.SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).random((2, 32, 32, 3), dtype=np.float32)
+    expected = dict(zip(names, session.run(names, {"input": x})))
+    got = node_outputs(model, names, {"input": x})
+    for name in names:
+        np.testing.assert_allclose(got[name], expected[name], rtol=1e-4, atol=1e-5)
+
+
+def test_featuremaps_onnx_errors(tmp_path, capsys, lenet_onnx):
+    out = str(tmp_path / "maps.png")
+    base = ["featuremaps", "sample:camera", "--model", str(lenet_onnx), "-o", out]
+    one_line_error(capsys, [*base, "--layer", "5.dense"],
+                   "convolve featuremaps: error: --layer '5.dense' gives float32 of shape "
+                   "(1, 120), not feature maps (N, C, H, W)")
+    one_line_error(capsys, [*base, "--layer", "nope"],
+                   "convolve featuremaps: error: --layer 'nope' is neither a node nor a "
+                   "tensor of the graph; its nodes: nchw, 0.conv, 0.relu,")
+    one_line_error(capsys, [*base, "--key", "w"],
+                   "convolve featuremaps: error: --key applies only with --checkpoint")
+    one_line_error(capsys, ["featuremaps", "sample:camera", "--model", str(tmp_path / "m.pt"),
+                            "-o", out],
+                   "convolve featuremaps: error: --model must be an .onnx file; received")
+    mlp = tmp_path / "mlp.onnx"
+    from convolve import nn
+    from convolve.onnx import save
+
+    save(nn.Sequential([nn.Flatten(), nn.Dense(3)]), mlp, input_shape=(4, 4, 1))
+    one_line_error(capsys, ["featuremaps", "sample:camera", "--model", str(mlp), "-o", out],
+                   f"convolve featuremaps: error: {mlp} has no Conv node; name one with "
+                   "--layer")
+    dense = tmp_path / "dense.onnx"
+    save(nn.Sequential([nn.Dense(3)]), dense, input_shape=(4,))
+    one_line_error(capsys, ["featuremaps", "sample:camera", "--model", str(dense), "-o", out],
+                   f"convolve featuremaps: error: {dense} takes input of shape (?, 4); an "
+                   "image model takes (N, C, H, W) or (N, H, W, C)")
+    one_line_error(capsys, ["featuremaps", "sample:camera", "--checkpoint", "w.npz",
+                            "--layer", "conv", "-o", out],
+                   "convolve featuremaps: error: --layer must be an integer with "
+                   "--checkpoint; received 'conv'")
+
+
+def test_featuremaps_of_an_nchw_graph(tmp_path, capsys):
+    """A graph as other exporters write it: NCHW input of a fixed size."""
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("PIL")
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = np.random.default_rng(0).standard_normal((4, 3, 3, 3)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["image", "w"], ["features"], name="conv"),
+         helper.make_node("Relu", ["features"], ["logits"], name="relu")], "g",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 8, 10])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 4, 6, 8])],
+        [numpy_helper.from_array(weight, "w")])
+    path = tmp_path / "nchw.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    out = tmp_path / "maps.png"
+    assert main(["featuremaps", "sample:camera", "--model", str(path), "--tile", "16",
+                 "-o", str(out)]) == 0
+    assert capsys.readouterr().out == f"wrote {out}: 4 feature maps of 8x6\n"

@@ -1,5 +1,5 @@
-"""``convolve featuremaps``: the feature maps a bank of kernels, or a conv weight from a
-checkpoint, produces for an image, as one picture."""
+"""``convolve featuremaps``: the feature maps a bank of kernels, a conv weight from a
+checkpoint, or any node of an ONNX model produces for an image, as one picture."""
 
 from __future__ import annotations
 
@@ -21,7 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "map per kernel), or with a conv weight (KH, KW, C_in, C_out) from a "
                     ".npz or .safetensors file (the image as C_in = 1 or 3 channels, "
                     "'same' padding, no bias or activation, one map per output channel), "
-                    "and draw the maps as one grid of tiles.")
+                    "or run an ONNX model (--model) on the image and take the output of "
+                    "one of its nodes (--layer NAME, (N, C, H, W)), and draw the maps as "
+                    "one grid of tiles.")
     parser.add_argument("input", metavar="IN", help=IMAGE_HELP)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--kernels", metavar="NAMES",
@@ -30,11 +32,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     source.add_argument("--checkpoint", metavar="CKPT",
                         help=".npz or .safetensors file holding a conv weight "
                              "(KH, KW, C_in, C_out)")
+    source.add_argument("--model", metavar="M.onnx",
+                        help="an ONNX model; the image is made its channels and size "
+                             "(normalised as its convolve metadata says)")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--key", help="the weight's name in the checkpoint")
-    which.add_argument("--layer", type=int,
-                       help="the N-th (from 0) 4-D array of the checkpoint, names in natural "
-                            "order (conv2 before conv10); default 0")
+    which.add_argument("--layer",
+                       help="with --checkpoint: the N-th (from 0) 4-D array, names in natural "
+                            "order (conv2 before conv10), default 0; with --model: a node or "
+                            "tensor name (see convolve summary M.onnx), default the first "
+                            "Conv node's output")
     parser.add_argument("--mode", default="reflect", help=MODE_HELP)
     parser.add_argument("--scale", default="per-tile", metavar="SCALE",
                         help="per-tile: each map stretched to its own min..max (default); "
@@ -100,7 +107,7 @@ def _checkpoint_maps(image: np.ndarray, args: argparse.Namespace
                      ) -> tuple[np.ndarray, list[str]]:
     from convolve import io
 
-    key, weight = conv_weight(args.checkpoint, key=args.key, layer=args.layer)
+    key, weight = conv_weight(args.checkpoint, key=args.key, layer=_layer_number(args.layer))
     if weight.dtype.kind != "f":
         raise CommandError(f"{key} must be a floating-point conv weight; received dtype "
                            f"{weight.dtype}")
@@ -118,13 +125,56 @@ def _checkpoint_maps(image: np.ndarray, args: argparse.Namespace
     return maps, [f"{key}[{i}]" for i in range(maps.shape[-1])]
 
 
+def _layer_number(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise CommandError(f"--layer must be an integer with --checkpoint; received "
+                           f"{text!r}") from None
+
+
+def _onnx_maps(image: np.ndarray, args: argparse.Namespace) -> tuple[np.ndarray, list[str]]:
+    if Path(args.model).suffix.lower() != ".onnx":
+        raise CommandError(f"--model must be an .onnx file; received {args.model}")
+    from convolve.commands.onnx_input import image_input, stored_info
+    from convolve.onnx import load
+    from convolve.onnx.probe import node_outputs
+
+    model = load(args.model)
+    source = image_input(model, args.model)
+    layer = args.layer
+    if layer is None:
+        convs = [node.name or node.output[0] for node in model.graph.nodes
+                 if node.op_type == "Conv"]
+        if not convs:
+            raise CommandError(f"{args.model} has no Conv node; name one with --layer")
+        layer = convs[0]
+    try:
+        out = node_outputs(model, [layer], source.feeds(image, stored_info(model)))[layer]
+    except ValueError as error:
+        raise CommandError(f"--layer {error}") from None
+    out = np.asarray(out)
+    if out.ndim != 4 or out.dtype.kind != "f":
+        raise CommandError(f"--layer {layer!r} gives {out.dtype} of shape {out.shape}, not "
+                           "feature maps (N, C, H, W)")
+    channels_last = layer == source.name and source.layout == "NHWC"
+    maps = out[0] if channels_last else out[0].transpose(1, 2, 0)
+    return maps, [f"{layer}[{i}]" for i in range(maps.shape[-1])]
+
+
 def run(args: argparse.Namespace) -> int:
-    if args.checkpoint is None and (args.key is not None or args.layer is not None):
-        raise CommandError("--key and --layer apply only with --checkpoint")
+    if args.checkpoint is None and args.key is not None:
+        raise CommandError("--key applies only with --checkpoint")
+    if args.kernels is not None and args.layer is not None:
+        raise CommandError("--layer applies only with --checkpoint or --model")
     _args.choice(args.scale, "--scale", viz.SCALES)
     image = read_input_image(args.input)
     if args.kernels is not None:
         maps, titles = _kernel_bank_maps(image, args.kernels, args.mode)
+    elif args.model is not None:
+        maps, titles = _onnx_maps(image, args)
     else:
         maps, titles = _checkpoint_maps(image, args)
     path = viz.plot_feature_maps(maps, args.output, scale=args.scale, tile=args.tile,
