@@ -198,6 +198,6 @@ def test_featuremaps_of_an_nchw_graph(tmp_path, capsys):
     path = tmp_path / "nchw.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
     out = tmp_path / "maps.png"
-    assert main(["featuremaps", "sample:camera", "--model", str(path), "--tile", "16",
+    assert main(["featuremaps", "sample:camera", "--model", str(path), "--tile", "32",
                  "-o", str(out)]) == 0
     assert capsys.readouterr().out == f"wrote {out}: 4 feature maps of 8x6\n"
