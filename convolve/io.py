@@ -144,6 +144,32 @@ def scale_to_unit(image: np.ndarray, normalize: str) -> np.ndarray:
     return 0.5 + image / (2 * m) if m > 0 else np.full_like(image, 0.5)
 
 
+def output_path(path: str | os.PathLike, formats: Any) -> tuple[Path, str]:
+    """``path`` and the format its suffix names (lower case, no dot), checked before any
+    work: the suffix must be one of ``formats`` and the folder must exist."""
+    path = Path(path)
+    kind = path.suffix.lower().removeprefix(".")
+    known = (", ".join(f".{f}" for f in formats) if len(formats) <= 12
+             else ".png, .jpg, .tif, .bmp, .webp or another format Pillow writes")
+    if not kind:
+        raise ValueError(f"cannot write {path}: the file name needs a suffix naming the format "
+                         f"({known})")
+    if kind not in formats:
+        raise ValueError(f"cannot write {path}: unknown format .{kind}; use {known}")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"cannot write {path}: folder {path.parent} does not exist")
+    return path, kind
+
+
+def _image_formats() -> tuple[str, ...]:
+    """The suffixes Pillow writes (without the dot)."""
+    image_module, _ = _pillow()
+    image_module.init()
+    return tuple(sorted(ext.removeprefix(".") for ext, kind
+                        in image_module.registered_extensions().items()
+                        if kind in image_module.SAVE))
+
+
 def write_image(path: str | os.PathLike, image: Any, *,
                 normalize: bool | str = False) -> Path:
     """Write a float image as an 8-bit grey or RGB file; the format follows the suffix.
@@ -158,6 +184,7 @@ def write_image(path: str | os.PathLike, image: Any, *,
         The path written.
     """
     image_module, _ = _pillow()
+    path = output_path(path, _image_formats())[0]
     array = _args.float_array(image, "image")
     _check_image_shape(array)
     if not np.isfinite(array).all():
@@ -171,11 +198,5 @@ def write_image(path: str | os.PathLike, image: Any, *,
     pixels = np.rint(np.clip(unit, 0.0, 1.0) * 255).astype(np.uint8)
     if pixels.ndim == 3 and pixels.shape[-1] == 1:
         pixels = pixels[..., 0]
-    path = Path(path)
-    try:
-        image_module.fromarray(pixels).save(path)
-    except ValueError as error:  # Pillow: unknown file extension
-        raise ValueError(
-            f"cannot write {path}: {error} (use a suffix such as .png or .jpg)"
-        ) from None
+    image_module.fromarray(pixels).save(path)
     return path

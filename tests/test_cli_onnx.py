@@ -159,7 +159,9 @@ def test_featuremaps_onnx_errors(tmp_path, capsys, lenet_onnx):
                    "convolve featuremaps: error: --layer 'nope' is neither a node nor a "
                    "tensor of the graph; its nodes: nchw, 0.conv, 0.relu,")
     one_line_error(capsys, [*base, "--key", "w"],
-                   "convolve featuremaps: error: --key applies only with --checkpoint")
+                   "convolve featuremaps: error: --key, --layer and --weights apply only with "
+                   "--checkpoint (--layer also with --model)")
+    one_line_error(capsys, [*base, "--weights"], "--layer also with --model")
     one_line_error(capsys, ["featuremaps", "sample:camera", "--model", str(tmp_path / "m.pt"),
                             "-o", out],
                    "convolve featuremaps: error: --model must be an .onnx file; received")
@@ -176,10 +178,6 @@ def test_featuremaps_onnx_errors(tmp_path, capsys, lenet_onnx):
     one_line_error(capsys, ["featuremaps", "sample:camera", "--model", str(dense), "-o", out],
                    f"convolve featuremaps: error: {dense} takes input of shape (?, 4); an "
                    "image model takes (N, C, H, W) or (N, H, W, C)")
-    one_line_error(capsys, ["featuremaps", "sample:camera", "--checkpoint", "w.npz",
-                            "--layer", "conv", "-o", out],
-                   "convolve featuremaps: error: --layer must be an integer with "
-                   "--checkpoint; received 'conv'")
 
 
 def test_featuremaps_of_an_nchw_graph(tmp_path, capsys):
@@ -201,3 +199,13 @@ def test_featuremaps_of_an_nchw_graph(tmp_path, capsys):
     assert main(["featuremaps", "sample:camera", "--model", str(path), "--tile", "32",
                  "-o", str(out)]) == 0
     assert capsys.readouterr().out == f"wrote {out}: 4 feature maps of 8x6\n"
+    one_line_error(capsys, ["featuremaps", "sample:camera", "--model", str(path),
+                            "--native-size", "-o", str(out)],
+                   "convolve featuremaps: error: input 'image' must have shape (1, 3, 8, 10)")
+    graph.input[0].CopyFrom(helper.make_tensor_value_info("image", TensorProto.FLOAT,
+                                                          [1, 3, "H", "W"]))
+    graph.output[0].CopyFrom(helper.make_tensor_value_info("logits", TensorProto.FLOAT, None))
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    assert main(["featuremaps", "sample:camera", "--model", str(path), "--layer", "relu",
+                 "-o", str(out)]) == 0
+    assert capsys.readouterr().out == f"wrote {out}: 4 feature maps of 254x254\n"

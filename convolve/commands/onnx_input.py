@@ -23,15 +23,15 @@ class ImageInput:
     channels: int
     size: tuple[int | None, int | None]
 
-    def feeds(self, image: np.ndarray, info: ModelInfo) -> dict[str, np.ndarray]:
-        """``{name: batch of one}`` for an ``(H, W, C)`` image in ``[0, 1]``: its channels
-        made the model's, resized to the model's fixed size, normalised by ``info``."""
-        from convolve import io
+    def feeds(self, image: np.ndarray, info: ModelInfo, *, native_size: bool = False
+              ) -> dict[str, np.ndarray]:
+        """``{name: batch of one}`` for an image in ``[0, 1]``: grey or RGB as the model
+        takes, resized to the model's fixed size (unless ``native_size`` or the size is
+        dynamic), normalised by ``info``."""
+        from convolve import inputs
 
-        x = io.to_channels(image, self.channels)
-        if None not in self.size:
-            x = io.resize(x, self.size)
-        x = info.normalize(x)[None]
+        size = image.shape[:2] if native_size or None in self.size else self.size
+        x = inputs.to_model_input(image, (*size, self.channels), info)[None]
         return {self.name: x.transpose(0, 3, 1, 2) if self.layout == "NCHW" else x}
 
 
