@@ -87,7 +87,8 @@ def image_layers(draw, channels):
     if kind == "conv":
         groups = draw(st.sampled_from([g for g in (1, 2, 3) if channels % g == 0]))
         filters = groups * draw(st.integers(1, 3))
-        return nn.Conv2D(filters, k, stride=stride, padding=draw(padding()),
+        return nn.Conv2D(filters, k, stride=stride,
+                         padding=draw(padding(strings=("valid", "same", "full"))),
                          dilation=dilation, groups=groups,
                          padding_mode=draw(st.sampled_from(MODES)), activation=activation,
                          use_bias=draw(st.booleans()), seed=0), filters
@@ -121,7 +122,8 @@ def image_layers(draw, channels):
     if kind == "dropout":
         return nn.Dropout(0.5, seed=0), channels
     return draw(st.sampled_from([nn.ReLU(), nn.Tanh(), nn.Sigmoid(), nn.GELU(),
-                                 nn.LeakyReLU(0.2), nn.Softmax()])), channels
+                                 nn.LeakyReLU(0.2), nn.Softmax(), nn.Softmax(axis=1),
+                                 nn.Softmax(axis=-2)])), channels
 
 
 @st.composite
@@ -134,7 +136,8 @@ def sequentials(draw):
     head = draw(st.sampled_from(["image", "flatten", "global_avg", "global_max", "pixels"]))
     if head == "flatten":
         layers += [nn.Flatten(), nn.Dense(draw(st.integers(1, 5)), seed=0,
-                                          activation=draw(st.sampled_from(ACTIVATIONS)))]
+                                          activation=draw(st.sampled_from(ACTIVATIONS)),
+                                          use_bias=draw(st.booleans()))]
     elif head in ("global_avg", "global_max"):
         layers += [nn.GlobalAvgPool2D() if head == "global_avg" else nn.GlobalMaxPool2D(),
                    nn.Dense(draw(st.integers(1, 5)), seed=0)]
@@ -193,6 +196,18 @@ def test_flatten_keeps_channels_last_order(tmp_path):
     assert_same_as_onnx_runtime(model, (5, 4, 2), tmp_path / "m.onnx")
     nodes = [node.op_type for node in onnx.load(str(tmp_path / "m.onnx")).graph.node]
     assert nodes == ["Transpose", "Conv", "Transpose", "Flatten", "Gemm"]
+
+
+def test_float64_and_unbuilt_models(tmp_path):
+    """float64 layers are written as float32; lazy layers are built by save."""
+    wide = nn.Sequential([nn.Conv2D(3, 3, dtype=np.float64, seed=0), nn.BatchNorm2D(
+        dtype=np.float64), nn.Flatten(), nn.Dense(2, dtype=np.float64, seed=1)])
+    assert_same_as_onnx_runtime(wide, (6, 5, 2), tmp_path / "wide.onnx")
+    lazy = nn.Sequential([nn.Conv2D(2, 3, seed=0), nn.GlobalAvgPool2D(), nn.Dense(2, seed=1)])
+    save(lazy, tmp_path / "lazy.onnx", input_shape=(5, 5, 3))
+    assert lazy[0].weight.shape == (3, 3, 3, 2)
+    types = {t.data_type for t in onnx.load(str(tmp_path / "wide.onnx")).graph.initializer}
+    assert types == {onnx.TensorProto.FLOAT}
 
 
 def test_dense_only_model_and_single_layer(tmp_path):
