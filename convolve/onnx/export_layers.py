@@ -24,11 +24,10 @@ from convolve.tensor import data
 
 @dataclass(frozen=True)
 class Step:
-    """Where one layer sits: its name (``"3"``, ``"2.1"`` in nested Sequentials), its index
-    in the top-level model, and its output shape without the batch axis."""
+    """One layer's name in the model (``"3"``, ``"2.1"`` in nested Sequentials) and its
+    output shape without the batch axis."""
 
     name: str
-    index: int
     out_shape: tuple[int, ...]
 
 
@@ -104,7 +103,7 @@ def fused_activation(b: GraphBuilder, layer: Any, x: Value, step: Step) -> str:
         return _NAMED[name](b, x, f"{step.name}.{name}")
     exporter = EXPORTERS.get(type(fn))
     if isinstance(fn, nn.Module) and exporter is not None:
-        return exporter(b, fn, x, Step(f"{step.name}.activation", step.index, x.shape))
+        return exporter(b, fn, x, Step(f"{step.name}.activation", x.shape))
     raise UnsupportedLayerError(
         f"its activation {layer.activation!r} has no ONNX form; use one of "
         f"{', '.join(map(repr, ACTIVATIONS))} or an activation layer")

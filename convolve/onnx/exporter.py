@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 
 from convolve import _args, model_info, nn
-from convolve.nn.summary import trace
 from convolve.onnx.export_layers import EXPORTERS, Step, UnsupportedLayerError
 from convolve.onnx.graph_builder import BATCH, GraphBuilder, Value
 from convolve.tensor import data, no_grad
@@ -86,11 +85,12 @@ def model_to_proto(model: Any, opset: int | None) -> Any:
         current[name] = array if perm is None else array.transpose(np.argsort(perm))
     proto = onnx.ModelProto()
     proto.CopyFrom(model.graph.proto)
-    for i, tensor in enumerate(proto.graph.initializer):
-        if tensor.name in current:
+    for tensor in proto.graph.initializer:
+        if tensor.name in current or tensor.data_location == onnx.TensorProto.EXTERNAL:
+            array = current.get(tensor.name, model.graph.initializers[tensor.name])
             dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)
-            array = np.ascontiguousarray(current[tensor.name], dtype=dtype)
-            proto.graph.initializer[i].CopyFrom(numpy_helper.from_array(array, tensor.name))
+            tensor.CopyFrom(numpy_helper.from_array(
+                np.ascontiguousarray(array, dtype=dtype), tensor.name))
     onnx.checker.check_model(proto, full_check=True)
     return proto
 
@@ -123,7 +123,6 @@ def sequential_to_proto(model: nn.Module, *, input_shape: Any, opset: Any) -> An
                         f"OnnxModel; received {_args.describe(model)}")
     opset = _check_opset(opset)
     shape = _check_input_shape(input_shape)
-    trace(model, shape)  # builds lazy layers; refuses a shape the model cannot take
     builder = GraphBuilder(opset)
     x = Value(INPUT_NAME, shape)
     if x.image:
@@ -163,7 +162,8 @@ def _export_layers(builder: GraphBuilder, layers: list[nn.Module], x: Value,
                    sample: np.ndarray, *, prefix: str, index: int | None
                    ) -> tuple[Value, np.ndarray]:
     """Each layer's nodes after ``x``; ``sample`` is a batch of one that the layers run on
-    to give every output's shape. ``index``: the top-level layer these are inside."""
+    (building lazy ones) to give every output's shape. ``index``: the top-level layer
+    these are inside."""
     for i, layer in enumerate(layers):
         name = f"{prefix}{i}"
         top = i if index is None else index
@@ -178,12 +178,13 @@ def _export_layers(builder: GraphBuilder, layers: list[nn.Module], x: Value,
                             f"{top} of the model) to ONNX; the exporter knows Sequential, "
                             f"{known}")
         sample = np.asarray(data(layer(sample)))
-        step = Step(name, top, sample.shape[1:])
+        step = Step(name, sample.shape[1:])
         try:
             x = Value(exporter(builder, layer, x, step), step.out_shape)
         except UnsupportedLayerError as error:
-            raise UnsupportedLayerError(f"cannot export layer {name} ({type(layer).__name__}, "
-                                   f"index {top} of the model) to ONNX: {error}") from None
+            raise UnsupportedLayerError(
+                f"cannot export layer {name} ({type(layer).__name__}, index {top} of the "
+                f"model) to ONNX: {error}") from None
     return x, sample
 
 
