@@ -24,6 +24,10 @@ from convolve.onnx.errors import OnnxError
 # converters' business: convolve/onnx/ops).
 MIN_OPSET = 7
 MAX_OPSET = 30
+# Element types the loader computes with: NumPy's own.
+DTYPES = frozenset(np.dtype(t) for t in (
+    np.float16, np.float32, np.float64, np.int8, np.int16, np.int32, np.int64, np.uint8,
+    np.uint16, np.uint32, np.uint64, np.bool_))
 # A limit on any one tensor, in elements, whether stored or computed from a shape.
 MAX_ELEMENTS = 2**31
 
@@ -116,16 +120,20 @@ def _input_dtype(info: Any) -> np.dtype:
         raise OnnxError(f"graph input {info.name!r} is a {kind}, not a tensor")
     elem = info.type.tensor_type.elem_type
     try:
-        return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem))
+        dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem))
     except Exception:
+        dtype = None
+    if dtype not in DTYPES:
         raise OnnxError(f"graph input {info.name!r} has an unsupported element type "
-                        f"{elem}") from None
+                        f"{dtype or elem} (supported: NumPy's float, int and bool types)")
+    return dtype
 
 
 def _input_shape(info: Any) -> tuple[int | None, ...]:
     if not info.type.tensor_type.HasField("shape"):
         return ()
-    return tuple(d.dim_value if d.HasField("dim_value") else None
+    # some converters (paddle2onnx) write -1 for a dynamic size, as ONNX Runtime takes it
+    return tuple(d.dim_value if d.HasField("dim_value") and d.dim_value >= 0 else None
                  for d in info.type.tensor_type.shape.dim)
 
 
@@ -261,4 +269,4 @@ def _external(tensor: Any, folder: Path | None, what: str, size: int) -> bytes:
         return file.read(length)
 
 
-__all__ = ["MAX_ELEMENTS", "MAX_OPSET", "MIN_OPSET", "Graph", "read", "tensor_array"]
+__all__ = ["DTYPES", "MAX_ELEMENTS", "MAX_OPSET", "MIN_OPSET", "Graph", "read", "tensor_array"]

@@ -22,8 +22,9 @@ from convolve.onnx import graph as _graph
 from convolve.onnx import ops as _ops  # noqa: F401  (registers the converters)
 from convolve.onnx.errors import OnnxError
 from convolve.onnx.layout import Value
+from convolve.onnx.optimize import fuse
 from convolve.onnx.registry import Context, Node, Runner, Spec, lookup, outputs_used
-from convolve.tensor import Tensor, data
+from convolve.tensor import Tensor
 
 
 @dataclass
@@ -59,11 +60,20 @@ def _version(op_type: str, domain: str, opset: int, name: str) -> int:
                         "ONNX standard at this op set") from None
 
 
-def _attributes(proto: Any) -> dict[str, Any]:
+def _attributes(proto: Any, opset: int) -> dict[str, Any]:
     import onnx
 
+    declared = onnx.defs.get_schema(proto.op_type, opset, "").attributes
     result = {}
     for attr in proto.attribute:
+        # a damaged file can hold an attribute of another type than the op's schema says
+        # (an INTS "axis", an UNDEFINED "pads"): refused here, not met by a converter
+        want = declared[attr.name].type if attr.name in declared else attr.type
+        if attr.type != want or attr.type == onnx.AttributeProto.UNDEFINED:
+            raise OnnxError(
+                f"{proto.op_type} node {proto.name!r}: attribute {attr.name!r} must be of "
+                f"type {onnx.AttributeProto.AttributeType.Name(want)}; the file has "
+                f"{onnx.AttributeProto.AttributeType.Name(attr.type)}")
         if attr.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
             raise OnnxError(f"{proto.op_type} node {proto.name!r}: subgraph attributes "
                             "(control flow) are not supported")
@@ -86,9 +96,10 @@ class OnnxModel(Module):
     ``model(*arrays)`` takes the graph's inputs in order, in the file's layout (NCHW for
     image models, as ONNX Runtime), and returns the output (a tuple for several outputs,
     in graph order); ``model.run(feeds)`` returns ``{output name: array}``. NumPy inputs
-    give NumPy outputs; a ``Tensor`` input gives Tensor outputs recorded for
-    backpropagation into the parameters (the floating initializers, held in convolve's
-    layout: conv weights ``(KH, KW, C_in // groups, C_out)``). Loaded in eval mode; in
+    give NumPy outputs in eval mode; a ``Tensor`` input, or any input in train mode (as
+    ``fit`` runs it), gives Tensor outputs recorded for backpropagation into the
+    parameters (the floating initializers, held in convolve's layout: conv weights
+    ``(KH, KW, C_in // groups, C_out)``). Loaded in eval mode; in
     train mode batch normalisation uses and updates batch statistics and Dropout drops.
     """
 
@@ -99,6 +110,7 @@ class OnnxModel(Module):
         self.output_names = list(graph.outputs)
         self._input_specs = {name: (dtype, shape) for name, dtype, shape in graph.inputs}
         nodes, specs = self._nodes(graph)
+        nodes, specs = _own_buffers(graph, nodes, specs)
         roles, layouts = self._roles(graph, nodes, specs)
         self._perms: dict[str, tuple[int, ...] | None] = {}
         constants: dict[str, np.ndarray] = {}
@@ -113,7 +125,7 @@ class OnnxModel(Module):
                 self.register_buffer(name, array.copy())
             else:
                 constants[name] = array
-        self.steps = self._fold(nodes, specs, constants)
+        self.steps = fuse(self._fold(nodes, specs, constants), set(self.output_names))
         self.constants = constants
         self._last_use = self._lifetimes()
         self.eval()
@@ -126,7 +138,7 @@ class OnnxModel(Module):
         for i, proto in enumerate(graph.nodes):
             name = proto.name or f"{proto.op_type}_{i}"
             version = _version(proto.op_type, proto.domain, graph.opset, name)
-            node = Node(name, proto.op_type, version, graph.opset, _attributes(proto),
+            node = Node(name, proto.op_type, version, graph.opset, _attributes(proto, graph.opset),
                         list(proto.input), list(proto.output))
             spec = lookup(proto.op_type, version)
             if spec is None:
@@ -175,6 +187,7 @@ class OnnxModel(Module):
                   tuple(np.shape(np.transpose(p.data, np.argsort(self._perms[name]))))
                   for name, p in self._parameters.items()}
         shapes.update((name, b.shape) for name, b in self._buffers.items())
+        shapes.update((name, shape) for name, _, shape in self.graph.inputs if shape)
         steps = []
         context = Context(training=False)
         for node, spec in zip(nodes, specs):
@@ -248,7 +261,8 @@ class OnnxModel(Module):
                 + ("; " if missing and unknown else "")
                 + (f"unknown {unknown}" if unknown else ""))
         env = {}
-        tensors = any(isinstance(v, Tensor) for v in feeds.values())
+        # in train mode (``fit``) NumPy batches also give Tensors, recorded for the update
+        tensors = self.training or any(isinstance(v, Tensor) for v in feeds.values())
         for name, value in feeds.items():
             dtype, shape = self._input_specs[name]
             array = value if isinstance(value, Tensor) else np.asarray(value)
@@ -363,6 +377,28 @@ class OnnxSummary:
         return "\n".join(text)
 
 
+def _own_buffers(graph: _graph.Graph, nodes: list[Node], specs: list[Spec]
+                 ) -> tuple[list[Node], list[Spec]]:
+    """Give each buffer input (running statistics) an initializer of its own.
+
+    Exporters deduplicate equal initializers: a fresh BatchNorm's running variance (ones)
+    may be an Identity of its scale. Training updates buffers in place, so a buffer
+    reached through Identity nodes becomes a copy of the initializer under its own name,
+    and Identity nodes whose outputs all became initializers are dropped."""
+    source = {n.outputs[0]: n.inputs[0] for n in nodes if n.op_type == "Identity"}
+    for node, spec in zip(nodes, specs):
+        for i in spec.buffers:
+            name = node.inputs[i] if i < len(node.inputs) else ""
+            origin = name
+            while origin in source:
+                origin = source[origin]
+            if name and name not in graph.initializers and origin in graph.initializers:
+                graph.initializers[name] = graph.initializers[origin].copy()
+    kept = [(n, s) for n, s in zip(nodes, specs)
+            if not (n.op_type == "Identity" and n.outputs[0] in graph.initializers)]
+    return [n for n, _ in kept], [s for _, s in kept]
+
+
 def _as_list(result: Any) -> list[Value]:
     return [result] if isinstance(result, Value) else list(result)
 
@@ -371,7 +407,8 @@ def _output(value: Value) -> Any:
     out = value.logical()
     if isinstance(out, Tensor):
         return out
-    return np.ascontiguousarray(data(out))
+    out = np.asarray(out)
+    return out if out.flags.c_contiguous else np.ascontiguousarray(out)
 
 
 __all__ = ["OnnxModel", "OnnxSummary", "load"]

@@ -80,7 +80,8 @@ class Node:
     ``version`` is the since-version of the op's schema in the model's op set;
     ``constants`` maps the node's input positions to the arrays known at load (initializers
     that are not parameters, and values folded from them); ``shapes`` the logical shapes of
-    inputs known at load (constants and parameters).
+    inputs known at load (constants, parameters, and graph inputs as declared, with None
+    for dynamic sizes).
     """
 
     name: str
@@ -91,7 +92,7 @@ class Node:
     inputs: list[str]
     outputs: list[str]
     constants: dict[int, np.ndarray] = field(default_factory=dict)
-    shapes: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    shapes: dict[int, tuple[int | None, ...]] = field(default_factory=dict)
 
     def attr(self, name: str, default: Any = None) -> Any:
         return self.attributes.get(name, default)

@@ -173,8 +173,10 @@ def reduce_extreme(x: Any, axis: tuple[int, ...] | None, keepdims: bool, *,
     gradient equally."""
     xa = data(x)
     reduce = np.max if largest else np.min
-    kept = reduce(xa, axis=axis, keepdims=True)
-    out = kept if keepdims else np.asarray(reduce(xa, axis=axis, keepdims=False))
+    # an empty reduction gives the identity (-inf for a maximum), as ONNX's
+    initial = {} if xa.dtype.kind != "f" else {"initial": -np.inf if largest else np.inf}
+    kept = reduce(xa, axis=axis, keepdims=True, **initial)
+    out = kept if keepdims else np.asarray(reduce(xa, axis=axis, keepdims=False, **initial))
 
     def backward(g: np.ndarray) -> tuple[np.ndarray]:
         mask = (xa == kept).astype(xa.dtype)

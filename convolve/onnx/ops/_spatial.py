@@ -11,11 +11,19 @@ from convolve.onnx.layout import Value, channels_last, reshape
 from convolve.onnx.registry import Node
 from convolve.tensor import data
 
+# Larger pads are a damaged or hostile file: no network pads an image by more, and a pad
+# of 2**20 pixels would make a conv's output take gigabytes.
+MAX_PAD = 2**15
+
 
 def spatial_rank(node: Node, weight_index: int | None = None) -> int:
     """The number of spatial axes (1 or 2; others are refused) from ``kernel_shape`` or
     the weight's known shape."""
     kernel = node.attr("kernel_shape")
+    known = node.shapes.get(weight_index) if weight_index is not None else None
+    if kernel is not None and known is not None and tuple(known[2:]) != tuple(kernel):
+        raise node.refuse(f"kernel_shape {list(kernel)} does not match the weight's shape "
+                          f"{tuple(known)}")
     if kernel is not None:
         rank = len(kernel)
     elif weight_index is not None and weight_index in node.shapes:
@@ -28,18 +36,19 @@ def spatial_rank(node: Node, weight_index: int | None = None) -> int:
 
 
 def pair_list(node: Node, name: str, rank: int, default: int) -> tuple[int, int]:
-    """An attribute with one entry per spatial axis, as ``(h, w)`` (1-D: ``(1, w)``)."""
+    """An attribute with one entry per spatial axis, as ``(h, w)`` (1-D: ``(default,
+    w)``, the height of 1 that 1-D operations run with)."""
     values = list(node.attr(name, [default] * rank))
     if len(values) != rank:
         raise node.refuse(f"{name} must have {rank} entries; received {values}")
-    return (1, values[0]) if rank == 1 else (values[0], values[1])
+    return (default, values[0]) if rank == 1 else (values[0], values[1])
 
 
 def explicit_pads(node: Node, rank: int) -> tuple[tuple[int, int], tuple[int, int]]:
     """``pads`` (``[begins..., ends...]``) as ``((top, bottom), (left, right))``."""
     pads = list(node.attr("pads", [0] * 2 * rank))
-    if len(pads) != 2 * rank or min(pads) < 0:
-        raise node.refuse(f"pads must be {2 * rank} non-negative ints; received {pads}")
+    if len(pads) != 2 * rank or min(pads) < 0 or max(pads) > MAX_PAD:
+        raise node.refuse(f"pads must be {2 * rank} ints in [0, {MAX_PAD}]; received {pads}")
     if rank == 1:
         return (0, 0), (pads[0], pads[1])
     return (pads[0], pads[2]), (pads[1], pads[3])

@@ -35,17 +35,40 @@ def _weight(w: Value, rank: int) -> Any:
     return hwio
 
 
+def _per_rank(node: Node, make: Any) -> Any:
+    """``make(rank)``'s settings for the number of spatial axes, checked at load when the
+    weight's shape or ``kernel_shape`` tells it, else at the first run."""
+    cache: dict[int, Any] = {}
+    if node.attr("kernel_shape") is not None or 1 in node.shapes:
+        rank = spatial_rank(node, 1)
+        cache[rank] = make(rank)
+
+    def get(w: Value) -> Any:
+        rank = w.ndim - 2
+        if rank not in cache:
+            if rank not in (1, 2):
+                raise node.refuse(f"{rank}-D operation (only 1-D and 2-D are supported)")
+            cache[rank] = make(rank)
+        return rank, cache[rank]
+
+    return get
+
+
 @converter("Conv", layouts=_weight_layout)
 def conv(node: Node) -> Any:
-    rank = spatial_rank(node, 1)
-    stride = pair_list(node, "strides", rank, 1)
-    dilation = pair_list(node, "dilations", rank, 1)
     groups = int(node.attr("group", 1))
     kernel: list[tuple[int, int]] = []
-    pads = padding(node, rank, lambda: kernel[0], stride, dilation)
+
+    def make(rank: int) -> Any:
+        stride = pair_list(node, "strides", rank, 1)
+        dilation = pair_list(node, "dilations", rank, 1)
+        return stride, dilation, padding(node, rank, lambda: kernel[0], stride, dilation)
+
+    settings = _per_rank(node, make)
 
     def run(ctx: Context, inputs: list[Any]) -> Value:
         x, w, b = ([*inputs, None])[:3]
+        rank, (stride, dilation, pads) = settings(w)
         weight = _weight(w, rank)
         kernel[:] = [data(weight).shape[:2]]
         y = conv2d(to_image(x), weight, None if b is None else b.logical(), stride=stride,
@@ -57,17 +80,22 @@ def conv(node: Node) -> Any:
 
 @converter("ConvTranspose", layouts=_weight_layout)
 def conv_transpose(node: Node) -> Any:
-    rank = spatial_rank(node, 1)
-    stride = pair_list(node, "strides", rank, 1)
-    dilation = pair_list(node, "dilations", rank, 1)
-    extra = pair_list(node, "output_padding", rank, 0)
     groups = int(node.attr("group", 1))
     output_shape = node.attr("output_shape")
     auto = node.choice("auto_pad", "NOTSET", ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"))
-    explicit = padding(node, rank, lambda: (1, 1), stride, dilation) \
-        if auto in ("NOTSET", "VALID") else None
 
-    def pads_for(size: tuple[int, int], kernel: tuple[int, int]) -> Any:
+    def make(rank: int) -> Any:
+        stride = pair_list(node, "strides", rank, 1)
+        dilation = pair_list(node, "dilations", rank, 1)
+        extra = pair_list(node, "output_padding", rank, 0)
+        explicit = padding(node, rank, lambda: (1, 1), stride, dilation) \
+            if auto in ("NOTSET", "VALID") else None
+        return stride, dilation, extra, explicit
+
+    settings = _per_rank(node, make)
+
+    def pads_for(size: tuple[int, int], kernel: tuple[int, int], rank: int, stride: Any,
+                 dilation: Any, extra: Any, explicit: Any) -> Any:
         if output_shape is None and explicit is not None:
             return explicit(size), extra
         if output_shape is not None:
@@ -79,18 +107,20 @@ def conv_transpose(node: Node) -> Any:
             total = s * (n - 1) + e + (k - 1) * d + 1 - t
             if total < 0:  # the target is larger: the difference is output padding
                 sides.append((0, 0))
-                out_pad.append(-total)
+                out_pad.append(e - total)
                 continue
             small = total // 2
             sides.append((small, total - small) if auto == "SAME_UPPER"
                          else (total - small, small))
-            out_pad.append(0)
+            out_pad.append(e)
         return tuple(sides), tuple(out_pad)
 
     def run(ctx: Context, inputs: list[Any]) -> Value:
         x, w, b = ([*inputs, None])[:3]
+        rank, (stride, dilation, extra, explicit) = settings(w)
         weight = _weight(w, rank)
-        pads, out_pad = pads_for(image_size(x), data(weight).shape[:2])
+        pads, out_pad = pads_for(image_size(x), data(weight).shape[:2], rank, stride,
+                                 dilation, extra, explicit)
         y = conv_transpose2d(to_image(x), weight, None if b is None else b.logical(),
                              stride=stride, padding=pads, output_padding=out_pad,
                              dilation=dilation, groups=groups)

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from convolve.onnx.errors import OnnxError
+from convolve.onnx.graph import DTYPES
 from convolve.onnx.layout import Value, aligned
 from convolve.onnx.ops._unary import unary
 from convolve.onnx.registry import Context, Node, converter, outputs_used
@@ -108,6 +110,9 @@ for _op, _f in _UNARY.items():
 
 
 def _cast_to(x: Any, dtype: np.dtype) -> Any:
+    if dtype not in DTYPES:
+        raise OnnxError(f"cast to {dtype} is not supported (only NumPy's float, int and "
+                        "bool types)")
     if isinstance(x, Tensor) and dtype.kind == "f":
         return ops_math.astype(x, dtype)
     return np.asarray(data(x)).astype(dtype)
@@ -121,7 +126,7 @@ def _cast(node: Node) -> Any:
         dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(node.attr("to")))
     except Exception:
         raise node.refuse(f"cast to element type {node.attr('to')} is not supported") from None
-    if dtype.kind not in "fiub":
+    if dtype not in DTYPES:
         raise node.refuse(f"cast to {dtype} is not supported")
     return lambda x: _cast_to(x, dtype)
 

@@ -369,11 +369,13 @@ def _depth_to_space(node: Node) -> Any:
 @converter("SpaceToDepth")
 def _space_to_depth(node: Node) -> Any:
     block = int(node.attr("blocksize"))
+    order = (0, 3, 5, 1, 2, 4) if node.choice("mode", "DCR", ("DCR", "CRD")) == "DCR" \
+        else (0, 1, 3, 5, 2, 4)
 
     def run(ctx: Context, inputs: list[Any]) -> Value:
         n, c, h, w = inputs[0].shape
         x = reshape(inputs[0].logical(), (n, c, h // block, block, w // block, block))
-        y = transpose(x, (0, 3, 5, 1, 2, 4))
+        y = transpose(x, order)
         return Value(reshape(y, (n, c * block * block, h // block, w // block)))
 
     return run
