@@ -23,6 +23,21 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be read: missing, damaged, or of the wrong kind."""
 
 
+PICKLES_REFUSED = ("holds Python objects (pickled data), which convolve refuses to load: "
+                   "unpickling can run any code")
+
+
+def refused_pickle(error: Exception) -> str | None:
+    """What NumPy's reader, told to load no pickles, met instead of arrays, in words that
+    do not suggest loading them: None for other errors."""
+    text = str(error)
+    if not isinstance(error, ValueError) or "allow_pickle" not in text:
+        return None
+    if text.startswith("Object arrays"):
+        return PICKLES_REFUSED
+    return "is neither a .npy array nor a .npz archive of arrays (a pickle is refused)"
+
+
 def _format(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix in (".safetensors", ".npz"):
@@ -93,6 +108,10 @@ def _read(path: Path) -> tuple[dict[str, np.ndarray], str | None]:
             arrays = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
             return arrays, (f.metadata() or {}).get(_META_KEY)
     except Exception as error:  # every reader failure (zip, pickle refused, safetensors)
+        if refused_pickle(error) == PICKLES_REFUSED:
+            raise CheckpointError(f"checkpoint {str(path)!r} {PICKLES_REFUSED}") from None
+        if refused_pickle(error):
+            error = ValueError(refused_pickle(error))
         raise CheckpointError(
             f"checkpoint {str(path)!r} is damaged or not a {kind} file "
             f"({type(error).__name__}: {error})"

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from convolve import _args
+from convolve import _args, _fits
 from convolve.ops.conv import conv2d
 from convolve.ops.pad import check_pads
 
@@ -26,8 +26,15 @@ def _identity() -> np.ndarray:
     return k
 
 
-def _box_blur(*, size: int = 3) -> np.ndarray:
+def _square(size: int) -> int:
+    """``size`` checked for a ``size x size`` float64 kernel that fits in memory."""
     size = _args.integer(size, "size")
+    _fits.check(size * size * 8, f"a {size}x{size} kernel (size={size})")
+    return size
+
+
+def _box_blur(*, size: int = 3) -> np.ndarray:
+    size = _square(size)
     return np.full((size, size), 1.0 / (size * size))
 
 
@@ -35,7 +42,7 @@ def _gaussian_blur(*, sigma: float = 1.0, size: int | None = None) -> np.ndarray
     sigma = _args.real(sigma, "sigma", positive=True)
     if size is None:
         size = 2 * math.ceil(3 * sigma) + 1
-    size = _args.integer(size, "size", odd=True)
+    size = _square(_args.integer(size, "size", odd=True))
     x = np.arange(size) - size // 2
     g = np.exp(-(x * x) / (2 * sigma * sigma))
     g /= g.sum()
@@ -162,6 +169,10 @@ def _kernel_array(value: Any) -> np.ndarray:
             f"kernel must be a non-empty 2-D array (KH, KW); received an array of shape "
             f"{tuple(array.shape)}"
         )
+    bad = np.count_nonzero(~np.isfinite(array))
+    if bad:
+        raise ValueError(f"kernel must hold finite numbers; received {bad} NaN or infinite "
+                         f"values in an array of shape {tuple(array.shape)}")
     return array
 
 

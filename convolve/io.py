@@ -161,7 +161,7 @@ def output_path(path: str | os.PathLike, formats: Any) -> tuple[Path, str]:
     return path, kind
 
 
-def _image_formats() -> tuple[str, ...]:
+def image_formats() -> tuple[str, ...]:
     """The suffixes Pillow writes (without the dot)."""
     image_module, _ = _pillow()
     image_module.init()
@@ -184,7 +184,7 @@ def write_image(path: str | os.PathLike, image: Any, *,
         The path written.
     """
     image_module, _ = _pillow()
-    path = output_path(path, _image_formats())[0]
+    path = output_path(path, image_formats())[0]
     array = _args.float_array(image, "image")
     _check_image_shape(array)
     if not np.isfinite(array).all():

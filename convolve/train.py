@@ -53,6 +53,13 @@ class NonFiniteLossError(ArithmeticError):
     """The loss stopped being finite."""
 
 
+class DivergenceError(ArithmeticError):
+    """The loss grew to ``DIVERGENCE_FACTOR`` times its first value: training diverges."""
+
+
+DIVERGENCE_FACTOR = 100.0
+
+
 class EarlyStopping:
     """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
 
@@ -254,6 +261,7 @@ def fit(
     augment: Any = None, seed: int = 0, verbose: bool = True,
     callbacks: Iterable[Callable[[int, Mapping[str, float]], Any]] = (),
     classes: Sequence[str] | None = None, normalization: Mapping[str, Any] | None = None,
+    divergence_check: bool = True,
 ) -> History:
     """Train ``model`` by mini-batch gradient descent; returns the per-epoch ``History``.
 
@@ -280,9 +288,12 @@ def fit(
             kept in ``model.info`` and the checkpoint.
         normalization: ``{"mean": ..., "std": ...}`` (one value or one per channel) when
             the images were standardised from ``[0, 1]``; kept for ``convolve predict``.
+        divergence_check: stop with ``DivergenceError`` when a batch's loss reaches 100
+            times the first batch's loss of this run.
 
     Raises:
         NonFiniteLossError: the loss became NaN or infinite (the message names epoch and step).
+        DivergenceError: the loss grew 100-fold (see ``divergence_check``).
     """
     epochs = _args.integer(epochs, "epochs")
     if checkpoint_path is not None:  # refused now, not after the first epoch's training
@@ -296,6 +307,7 @@ def fit(
     optimizer = _resolve_optimizer(optimizer, model, lr)
     schedule = _resolve_schedule(lr_schedule, optimizer, epochs)
     history = History()
+    divergence = _Divergence() if divergence_check else None
     start = 0
     if resume and checkpoint_path is not None and os.path.exists(checkpoint_path):
         start = _restore(checkpoint_path, model, optimizer, schedule, early_stopping, history)
@@ -304,7 +316,7 @@ def fit(
     for epoch in range(start, epochs):
         loader.epoch = epoch
         logs = _train_epoch(model, loader, loss_fn, metric_fns, optimizer, epoch, epochs,
-                            verbose)
+                            verbose, divergence)
         logs["lr"] = optimizer.lr
         if validation_data is not None:
             val = evaluate(model, validation_data, loss=loss_fn, metrics=metric_fns.values())
@@ -329,9 +341,22 @@ def fit(
     return history
 
 
+class _Divergence:
+    """The run's first loss, and whether a later one has grown 100-fold from it."""
+
+    def __init__(self) -> None:
+        self.first: float | None = None
+
+    def grew(self, loss: float) -> bool:
+        if self.first is None:
+            self.first = loss
+        return self.first > 0 and loss >= DIVERGENCE_FACTOR * self.first
+
+
 def _train_epoch(model: Module, loader: DataLoader, loss_fn: LossFn,
                  metric_fns: dict[str, Metric], optimizer: optim.Optimizer, epoch: int,
-                 epochs: int, verbose: bool) -> dict[str, float]:
+                 epochs: int, verbose: bool,
+                 divergence: _Divergence | None = None) -> dict[str, float]:
     model.train()
     totals = dict.fromkeys(["loss", *metric_fns], 0.0)
     count = 0
@@ -346,6 +371,13 @@ def _train_epoch(model: Module, loader: DataLoader, loss_fn: LossFn,
             raise NonFiniteLossError(
                 f"the loss became {current} at epoch {epoch + 1}, step {step}; try a lower "
                 f"learning rate (now {optimizer.lr:g})")
+        if divergence is not None and divergence.grew(current):
+            progress.close()
+            raise DivergenceError(
+                f"the loss grew from {divergence.first:.4g} to {current:.4g} at epoch "
+                f"{epoch + 1}, step {step}: training diverges; try a lower learning rate (now "
+                f"{optimizer.lr:g}), or turn this check off (divergence_check=False, "
+                "--no-divergence-check)")
         optimizer.zero_grad()
         value.backward()
         optimizer.step()

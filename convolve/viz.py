@@ -34,8 +34,9 @@ FORMATS = ("png", "jpg", "jpeg", "pdf", "svg", "svgz", "eps", "ps", "tif", "tiff
 
 def _figure(width: int, height: int) -> Any:
     if max(width, height) >= _AGG_MAX:
-        raise ValueError(f"the picture would be {width}x{height} pixels; at most "
-                         f"{_AGG_MAX - 1} a side: use smaller tiles or fewer columns")
+        raise ValueError(f"the picture would be {width}x{height} pixels "
+                         f"({_fits.human(width * height * 4)} of memory); at most "
+                         f"{_AGG_MAX - 1} pixels a side: use smaller tiles or fewer columns")
     _fits.check(width * height * 4, f"a {width}x{height} picture")
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -58,11 +59,28 @@ def grid_columns(n: int, aspect: float) -> int:
     return max(1, min(n, math.ceil(math.sqrt(n * aspect) - 1e-9)))
 
 
-def _grid(tiles: list[tuple[np.ndarray, str, dict]], path: str | os.PathLike, *, tile: int,
-          columns: int | None, title: str | None = None, colorbar: bool = False) -> Path:
-    """Draw ``(image, label, imshow settings)`` tiles row by row, ``tile`` pixels wide each,
-    as high as the first image's aspect ratio; ``colorbar``: one bar for the last tile's
-    scale (the shared one)."""
+Limits = tuple[float, float] | None  # a grey tile's black..white values; None: RGB in [0, 1]
+
+
+def _pixels(image: np.ndarray, limits: Limits, height: int, width: int) -> np.ndarray:
+    """``image`` as ``(height, width, 3)`` RGB in [0, 1]: grey values stretched from
+    ``limits`` (a constant image is black), nearest-neighbour resampled."""
+    if limits is not None:
+        low, high = limits
+        span = high - low
+        grey = np.clip((image - low) / span, 0, 1) if span > 0 else np.zeros(image.shape)
+        image = np.repeat(grey[..., None], 3, axis=-1)
+    rows = np.arange(height) * image.shape[0] // height
+    cols = np.arange(width) * image.shape[1] // width
+    return image[rows[:, None], cols[None, :]]
+
+
+def _grid(tiles: list[tuple[np.ndarray, str, Limits]], path: str | os.PathLike, *,
+          tile: int, columns: int | None, title: str | None = None,
+          colorbar: bool = False) -> Path:
+    """Draw ``(image, label, limits)`` tiles row by row, ``tile`` pixels wide each, as high
+    as the first image's aspect ratio, as one pixel-exact picture; ``colorbar``: one bar
+    for the last tile's limits (the shared ones)."""
     tile = _args.integer(tile, "tile", minimum=32)
     band = max(14, tile // 10)  # pixels above each image for its label
     inner_w = tile - 2 * _MARGIN
@@ -77,32 +95,33 @@ def _grid(tiles: list[tuple[np.ndarray, str, dict]], path: str | os.PathLike, *,
     bar = max(48, tile // 4) if colorbar else 0
     width, height = cols * tile + bar, rows * tile_h + top
     figure = _figure(width, height)
-    shown = None
-    for index, (image, label, settings) in enumerate(tiles):
+    canvas = np.ones((height, cols * tile, 3))  # the colour bar is drawn beside it
+    label_size = 0.6 * band * 72 / _DPI
+    for index, (image, label, limits) in enumerate(tiles):
         row, col = divmod(index, cols)
-        ax = figure.add_axes((
-            (col * tile + _MARGIN) / width,
-            ((rows - 1 - row) * tile_h + _MARGIN) / height,
-            inner_w / width,
-            inner_h / height,
-        ))
-        shown = ax.imshow(image, interpolation="nearest", aspect="auto", **settings)
-        ax.set_title(label, fontsize=0.6 * band * 72 / _DPI, pad=2)
-        ax.set_axis_off()
+        y, x = top + row * tile_h + band + _MARGIN, col * tile + _MARGIN
+        canvas[y:y + inner_h, x:x + inner_w] = _pixels(image, limits, inner_h, inner_w)
+        figure.text((x + inner_w / 2) / width, 1 - (y - 2) / height, label, ha="center",
+                    va="bottom", fontsize=label_size)
+    figure.figimage(canvas, xo=0, yo=0, origin="upper")
     if title:
         figure.text(0.5, 1 - 0.5 * top / height, title, ha="center", va="center",
                     fontsize=0.55 * top * 72 / _DPI)
     if colorbar:
+        from matplotlib.cm import ScalarMappable
+        from matplotlib.colors import Normalize
+
         cax = figure.add_axes(((cols * tile + bar * 0.15) / width, _MARGIN / height,
                                bar * 0.2 / width, (rows * tile_h - 2 * _MARGIN) / height))
-        figure.colorbar(shown, cax=cax)
+        low, high = tiles[-1][2]
+        figure.colorbar(ScalarMappable(Normalize(low, high), "gray"), cax=cax)
         cax.tick_params(labelsize=max(5.0, 0.12 * bar * 72 / _DPI))
     return _save(figure, path)
 
 
-def _signed_limits(array: np.ndarray) -> dict:
+def _signed_limits(array: np.ndarray) -> Limits:
     m = float(np.abs(array).max()) or 1.0
-    return {"cmap": "gray", "vmin": -m, "vmax": m}
+    return (-m, m)
 
 
 def plot_filters(weight: Any, path: str | os.PathLike, *, tile: int = 96,
@@ -138,7 +157,7 @@ def plot_filters(weight: Any, path: str | os.PathLike, *, tile: int = 96,
         f = w[:, :, :, o].astype(np.float64)
         if c_in == 3:
             m = float(np.abs(f).max()) or 1.0
-            tiles.append((np.clip(0.5 + f / (2 * m), 0, 1), str(o), {}))
+            tiles.append((np.clip(0.5 + f / (2 * m), 0, 1), str(o), None))
         else:
             mean = f.mean(axis=2)
             tiles.append((mean, str(o), _signed_limits(mean)))
@@ -177,8 +196,8 @@ def plot_feature_maps(maps: Any, path: str | os.PathLike, *, scale: str = "per-t
     tiles = []
     for i in range(c):
         source = array if scale == "shared" else array[..., i]
-        limits = {"cmap": "gray", "vmin": float(source.min()), "vmax": float(source.max())}
-        tiles.append((array[..., i], str(titles[i]), limits))
+        tiles.append((array[..., i], str(titles[i]), (float(source.min()),
+                                                       float(source.max()))))
     return _grid(tiles, path, tile=tile, columns=columns, title=title,
                  colorbar=scale == "shared")
 

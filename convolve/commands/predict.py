@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", metavar="CKPT",
                         help="a .safetensors or .npz training checkpoint (convolve train "
-                             "--checkpoint)")
+                             "--checkpoint); an .onnx file is taken as --model")
     source.add_argument("--model", metavar="M.onnx",
                         help="an ONNX model (its input NCHW or NHWC, of a fixed size; fed "
                              "images in [0, 1] unless --mean/--std)")
@@ -167,6 +167,8 @@ def _check(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     from convolve import inputs
 
+    if args.checkpoint is not None and Path(args.checkpoint).suffix.lower() == ".onnx":
+        args.model, args.checkpoint = args.checkpoint, None
     _check(args)
     classes = None if args.classes is None else _classes(args.classes)
     names = inputs.find_images(args.images)
