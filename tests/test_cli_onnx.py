@@ -89,7 +89,7 @@ def test_summary_of_an_onnx_file(capsys, lenet_onnx):
     assert main(["summary", str(lenet_onnx)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["node", "op", "output", "shape", "params"]
-    assert lines[3].split() == ["0.conv", "Conv", "(1,", "6,", "28,", "28)", "456"]
+    assert lines[3].split()[0] == "0.conv" and lines[3].split()[-1] == "456"
     assert lines[-1] == "Total params: 62,006"
     assert main(["summary", str(lenet_onnx), "--input-shape", "5,32,32,3"]) == 0
     assert "(5, 6, 28, 28)" in capsys.readouterr().out
