@@ -37,7 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                              f"known: {', '.join(filters.NAMES)}")
     source.add_argument("--checkpoint", metavar="CKPT",
                         help="a training checkpoint, or a .npz or .safetensors file holding a "
-                             "conv weight (KH, KW, C_in, C_out)")
+                             "conv weight (KH, KW, C_in, C_out); an .onnx file is taken as "
+                             "--model")
     source.add_argument("--model", metavar="M.onnx",
                         help="an ONNX image model; --layer names one of its nodes or tensors "
                              "(see convolve summary M.onnx), default the first Conv node")
@@ -244,6 +245,8 @@ def _plural(count: int, noun: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from convolve import io
 
+    if args.checkpoint is not None and Path(args.checkpoint).suffix.lower() == ".onnx":
+        args.model, args.checkpoint = args.checkpoint, None  # as convolve predict takes it
     if args.checkpoint is None and (args.key is not None or args.weights or (
             args.layer is not None and args.model is None)):
         raise CommandError("--key, --layer and --weights apply only with --checkpoint "
