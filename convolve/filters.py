@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from convolve import _args, _fits
+from convolve import _args
 from convolve.ops.conv import conv2d
 from convolve.ops.pad import check_pads
 
@@ -26,15 +26,9 @@ def _identity() -> np.ndarray:
     return k
 
 
-def _square(size: int) -> int:
-    """``size`` checked for a ``size x size`` float64 kernel that fits in memory."""
-    size = _args.integer(size, "size")
-    _fits.check(size * size * 8, f"a {size}x{size} kernel (size={size})")
-    return size
-
-
 def _box_blur(*, size: int = 3) -> np.ndarray:
-    size = _square(size)
+    size = _args.integer(size, "size")
+    _args.check_fits((size, size), np.float64, "the box_blur kernel")
     return np.full((size, size), 1.0 / (size * size))
 
 
@@ -42,7 +36,8 @@ def _gaussian_blur(*, sigma: float = 1.0, size: int | None = None) -> np.ndarray
     sigma = _args.real(sigma, "sigma", positive=True)
     if size is None:
         size = 2 * math.ceil(3 * sigma) + 1
-    size = _square(_args.integer(size, "size", odd=True))
+    size = _args.integer(size, "size", odd=True)
+    _args.check_fits((size, size), np.float64, "the gaussian_blur kernel")
     x = np.arange(size) - size // 2
     g = np.exp(-(x * x) / (2 * sigma * sigma))
     g /= g.sum()
@@ -219,6 +214,9 @@ def _correlate(image: np.ndarray, k: np.ndarray, mode: str) -> np.ndarray:
     pads = same_pads(k.shape)
     check_pads(pads, x.shape[:2], mode, name=f"the padding that a kernel of shape {k.shape} "
                                                "needs")
+    (top, bottom), (left, right) = pads
+    _args.check_fits((x.shape[0] + top + bottom, x.shape[1] + left + right, c), image.dtype,
+                     f"the image padded for a kernel of shape {k.shape}")
     w = np.repeat(k.astype(image.dtype)[:, :, None, None], c, axis=3)
     y = conv2d(x, w, padding=pads, padding_mode=mode, groups=c)
     return y if image.ndim == 3 else y[..., 0]

@@ -58,6 +58,8 @@ def read_image(path: str | os.PathLike, *, dtype: Any = np.float32) -> np.ndarra
     except image_module.UnidentifiedImageError:
         raise ValueError(f"cannot read {os.fspath(path)}: not an image file that Pillow can "
                          "decode") from None
+    except image_module.DecompressionBombError as error:  # a header declaring huge sizes
+        raise ValueError(f"cannot read {os.fspath(path)}: {error}") from None
     except (OSError, SyntaxError, ValueError) as error:  # truncated or damaged data
         raise ValueError(f"cannot read {os.fspath(path)}: {error}") from None
     if image.mode in _SIXTEEN_BIT_MODES:
@@ -144,30 +146,12 @@ def scale_to_unit(image: np.ndarray, normalize: str) -> np.ndarray:
     return 0.5 + image / (2 * m) if m > 0 else np.full_like(image, 0.5)
 
 
-def output_path(path: str | os.PathLike, formats: Any) -> tuple[Path, str]:
-    """``path`` and the format its suffix names (lower case, no dot), checked before any
-    work: the suffix must be one of ``formats`` and the folder must exist."""
-    path = Path(path)
-    kind = path.suffix.lower().removeprefix(".")
-    known = (", ".join(f".{f}" for f in formats) if len(formats) <= 12
-             else ".png, .jpg, .tif, .bmp, .webp or another format Pillow writes")
-    if not kind:
-        raise ValueError(f"cannot write {path}: the file name needs a suffix naming the format "
-                         f"({known})")
-    if kind not in formats:
-        raise ValueError(f"cannot write {path}: unknown format .{kind}; use {known}")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"cannot write {path}: folder {path.parent} does not exist")
-    return path, kind
-
-
-def image_formats() -> tuple[str, ...]:
-    """The suffixes Pillow writes (without the dot)."""
-    image_module, _ = _pillow()
-    image_module.init()
-    return tuple(sorted(ext.removeprefix(".") for ext, kind
-                        in image_module.registered_extensions().items()
-                        if kind in image_module.SAVE))
+def _normalize_flag(value: Any) -> bool:
+    try:
+        return _args.flag(value, "normalize")
+    except TypeError:
+        raise TypeError(f"normalize must be False, True, {' or '.join(map(repr, NORMALIZE))}; "
+                        f"received {_args.describe(value)}") from None
 
 
 def write_image(path: str | os.PathLike, image: Any, *,
@@ -183,8 +167,7 @@ def write_image(path: str | os.PathLike, image: Any, *,
     Returns:
         The path written.
     """
-    image_module, _ = _pillow()
-    path = output_path(path, image_formats())[0]
+    image_format(path)  # refused before any work (and Pillow's absence reported)
     array = _args.float_array(image, "image")
     _check_image_shape(array)
     if not np.isfinite(array).all():
@@ -192,11 +175,42 @@ def write_image(path: str | os.PathLike, image: Any, *,
             f"image must be finite; received {np.count_nonzero(~np.isfinite(array))} "
             "NaN or infinite values"
         )
-    if normalize is True:
-        normalize = "minmax"
+    if not isinstance(normalize, str):
+        normalize = "minmax" if _normalize_flag(normalize) else False
     unit = scale_to_unit(array, normalize) if normalize else array.astype(np.float64)
     pixels = np.rint(np.clip(unit, 0.0, 1.0) * 255).astype(np.uint8)
+    return write_pixels(path, pixels)
+
+
+def image_format(path: str | os.PathLike) -> str:
+    """The image format the suffix of ``path`` names, as Pillow calls it (``"PNG"``,
+    ``"JPEG"``, ...): the one rule for every file of pixels convolve writes. A ValueError
+    for a suffix that names no format Pillow can write (or none), a FileNotFoundError for a
+    folder that does not exist."""
+    image_module, _ = _pillow()
+    suffix = Path(path).suffix.lower()
+    kind = image_module.registered_extensions().get(suffix)
+    if kind is None or kind not in image_module.SAVE:
+        raise ValueError(f"cannot write {os.fspath(path)}: unknown file extension: "
+                         f"{suffix or '(none)'} (use a suffix such as .png or .jpg)")
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise FileNotFoundError(f"cannot write {os.fspath(path)}: folder {folder} does not "
+                                "exist")
+    return kind
+
+
+def write_pixels(path: str | os.PathLike, pixels: np.ndarray) -> Path:
+    """Write 8-bit pixels ``(H, W)``, ``(H, W, 1)`` or ``(H, W, 3)`` in the format
+    ``image_format`` names for ``path``; returns the path."""
+    image_module, _ = _pillow()
+    kind = image_format(path)
     if pixels.ndim == 3 and pixels.shape[-1] == 1:
         pixels = pixels[..., 0]
-    image_module.fromarray(pixels).save(path)
+    path = Path(path)
+    try:
+        image_module.fromarray(np.ascontiguousarray(pixels)).save(path, format=kind)
+    except (OSError, ValueError) as error:  # e.g. a format that cannot hold these pixels
+        path.unlink(missing_ok=True)
+        raise ValueError(f"cannot write {path} as {kind}: {error}") from None
     return path

@@ -1,5 +1,5 @@
-"""Pictures of filters, feature maps and training curves, saved as PNG (or the format
-the file name's suffix names: .jpg, .pdf, .svg, ...).
+"""Pictures of filters, feature maps and training curves, saved as PNG (or the image
+format the suffix names, by the rule of ``convolve.io.image_format``).
 
 matplotlib is imported only when a picture is drawn, and only its Agg canvas is used: no
 pyplot, no global backend switch, so drawing here does not disturb a notebook's plots.
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from convolve import _args, _fits, io
+from convolve import _args
 
 # A power of two, so that pixels / _DPI inches is exact and the picture has exactly the
 # pixels asked for (Agg truncates the figure's size in pixels to an int).
@@ -29,15 +29,12 @@ _DPI = 128
 SCALES = ("per-tile", "shared")
 _MARGIN = 3  # pixels around each tile's image
 _AGG_MAX = 1 << 16  # Agg's largest picture side, in pixels
-FORMATS = ("png", "jpg", "jpeg", "pdf", "svg", "svgz", "eps", "ps", "tif", "tiff", "webp")
 
 
 def _figure(width: int, height: int) -> Any:
     if max(width, height) >= _AGG_MAX:
-        raise ValueError(f"the picture would be {width}x{height} pixels "
-                         f"({_fits.human(width * height * 4)} of memory); at most "
-                         f"{_AGG_MAX - 1} pixels a side: use smaller tiles or fewer columns")
-    _fits.check(width * height * 4, f"a {width}x{height} picture")
+        raise ValueError(f"the picture would be {width}x{height} pixels; matplotlib draws at "
+                         f"most {_AGG_MAX - 1} a side: use smaller tiles or fewer columns")
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -49,9 +46,12 @@ def _figure(width: int, height: int) -> Any:
 
 
 def _save(figure: Any, path: str | os.PathLike) -> Path:
-    path, kind = io.output_path(path, FORMATS)
-    figure.savefig(path, format=kind, dpi=_DPI)
-    return path
+    """Render ``figure`` and write its pixels where ``path``'s suffix says (``io``'s rule)."""
+    from convolve import io
+
+    io.image_format(path)  # refused before rendering
+    figure.canvas.draw()
+    return io.write_pixels(path, np.asarray(figure.canvas.buffer_rgba())[..., :3])
 
 
 def grid_columns(n: int, aspect: float) -> int:
@@ -94,6 +94,7 @@ def _grid(tiles: list[tuple[np.ndarray, str, Limits]], path: str | os.PathLike, 
     top = max(16, tile // 8) if title else 0
     bar = max(48, tile // 4) if colorbar else 0
     width, height = cols * tile + bar, rows * tile_h + top
+    _args.check_fits((height, width, 4), np.uint8, "the picture")
     figure = _figure(width, height)
     canvas = np.ones((height, cols * tile, 3))  # the colour bar is drawn beside it
     label_size = 0.6 * band * 72 / _DPI
@@ -127,7 +128,8 @@ def _signed_limits(array: np.ndarray) -> Limits:
 def plot_filters(weight: Any, path: str | os.PathLike, *, tile: int = 96,
                  columns: int | None = None, per_channel: bool = False,
                  title: str | None = None) -> Path:
-    """One tile per filter of a conv weight; saves a picture and returns its path.
+    """One tile per filter of a conv weight; writes the picture
+    (PNG, or the format the suffix names) and returns its path.
 
     Arguments:
         weight: ``(KH, KW, C_in, C_out)`` (or one kernel ``(KH, KW)``).
@@ -148,7 +150,7 @@ def plot_filters(weight: Any, path: str | os.PathLike, *, tile: int = 96,
     if w.size == 0:
         raise ValueError(f"weight must hold at least one filter; received an array of shape "
                          f"{tuple(w.shape)}")
-    if per_channel:
+    if _args.flag(per_channel, "per_channel"):
         tiles = [(w[:, :, i, o], f"{o} (in {i})", _signed_limits(w[:, :, i, o]))
                  for i in range(c_in) for o in range(c_out)]
         return _grid(tiles, path, tile=tile, columns=c_out, title=title)
@@ -167,7 +169,8 @@ def plot_filters(weight: Any, path: str | os.PathLike, *, tile: int = 96,
 def plot_feature_maps(maps: Any, path: str | os.PathLike, *, scale: str = "per-tile",
                       tile: int = 128, columns: int | None = None,
                       titles: Sequence[str] | None = None, title: str | None = None) -> Path:
-    """One grey tile per channel of ``maps``; saves a picture and returns its path.
+    """One grey tile per channel of ``maps``; writes the picture
+    (PNG, or the format the suffix names) and returns its path.
 
     Arguments:
         maps: ``(H, W, C)`` (or one map ``(H, W)``), e.g. a conv layer's output.
@@ -219,7 +222,8 @@ def _panels(history: Mapping[str, Sequence[float]],
 def plot_history(history: Mapping[str, Sequence[float]], path: str | os.PathLike, *,
                  metrics: Sequence[str] | None = ("loss", "accuracy"),
                  size: tuple[int, int] | None = None) -> Path:
-    """Training curves, one panel per metric; saves a picture and returns its path.
+    """Training curves, one panel per metric; writes the picture
+    (PNG, or the format the suffix names) and returns its path.
 
     Arguments:
         history: metric name -> one value per epoch, e.g. ``fit``'s ``History``:
@@ -251,6 +255,7 @@ def plot_history(history: Mapping[str, Sequence[float]], path: str | os.PathLike
     if size is None:
         size = (480 * len(panels), 360)
     width, height = _args.pair(size, "size", minimum=64)
+    _args.check_fits((height, width, 4), np.uint8, "the picture")
     figure = _figure(width, height)
     from matplotlib.ticker import MaxNLocator  # matplotlib is there: _figure imported it
 

@@ -192,3 +192,133 @@ def test_first_run_draws_the_second_conv_layer(capsys, first_run):
     assert code == 0 and out == f"wrote {folder / 'k.png'}: 32 filters of 3x3\n"
     model = models.load(ckpt)
     assert type(model[2]).__name__ == "Conv2D"  # layer 2 is conv2d_2: the second conv
+
+
+def test_featuremaps_layers_are_the_model_s(capsys, quick_checkpoint, tmp_path):
+    out = tmp_path / "g.png"
+    code, text, _ = run(capsys, "featuremaps", "sample:camera", "--checkpoint",
+                        quick_checkpoint, "--layer", "maxpool2d_2", "--tile", "64", "-o", out)
+    assert code == 0 and text == f"wrote {out}: 32 feature maps of 5x5\n"
+    code, text, _ = run(capsys, "featuremaps", "sample:camera", "--checkpoint",
+                        quick_checkpoint, "--native-size", "--tile", "64", "-o", out)
+    assert code == 0 and text == f"wrote {out}: 16 feature maps of 254x254\n"  # layer 0
+    layers = ("0 conv2d_1, 1 maxpool2d_1, 2 conv2d_2, 3 maxpool2d_2, 4 flatten_1, "
+              "5 dense_1")
+    assert fails(capsys, "featuremaps", "sample:camera", "--checkpoint", quick_checkpoint,
+                 "--layer", "9", "-o", out) == (
+        f"convolve featuremaps: error: layer '9' is not a layer of this model; its layers: "
+        f"{layers}")
+    assert fails(capsys, "featuremaps", "sample:camera", "--checkpoint", quick_checkpoint,
+                 "--layer", "dense_1", "-o", out) == (
+        "convolve featuremaps: error: dense_1 (layer 5) outputs shape (10,), not feature maps "
+        f"(H, W, C); choose another layer: {layers}")
+    assert fails(capsys, "featuremaps", "sample:camera", "--checkpoint", quick_checkpoint,
+                 "--layer", "1", "--weights", "-o", out) == (
+        "convolve featuremaps: error: maxpool2d_1 (layer 1) is a MaxPool2D: it has no conv "
+        "kernels to draw; choose a convolution layer")
+    assert fails(capsys, "featuremaps", "sample:camera", "--checkpoint", quick_checkpoint,
+                 "--key", "model.0.weight", "-o", out) == (
+        "convolve featuremaps: error: --key names an array of a file of weights; a training "
+        "checkpoint's model takes --layer N or --layer NAME")
+    assert not out.exists() or out.stat().st_size > 0
+
+
+def test_featuremaps_of_a_custom_model_s_checkpoint_skip_optimizer_state(capsys, tmp_path):
+    """A model not from the zoo cannot be rebuilt: --layer N counts its 4-D weights only
+    (Adam's moments of the same shapes are not layers)."""
+    from convolve import nn
+
+    path = tmp_path / "custom.npz"
+    model = nn.Sequential([nn.Conv2D(3, 3, seed=0), nn.Conv2D(5, 3, seed=1), nn.Flatten(),
+                           nn.Dense(2, seed=2)], input_shape=(8, 8, 1))
+    rng = np.random.default_rng(0)
+    train.fit(model, (rng.random((8, 8, 8, 1), dtype=np.float32), rng.integers(0, 2, 8)),
+              checkpoint_path=path, verbose=False)
+    out = tmp_path / "g.png"
+    code, text, _ = run(capsys, "featuremaps", "sample:camera", "--checkpoint", path,
+                        "--layer", "0", "--tile", "64", "-o", out)
+    assert code == 0 and text == f"wrote {out}: 3 feature maps of 256x256\n"
+    code, text, _ = run(capsys, "featuremaps", "sample:camera", "--checkpoint", path,
+                        "--layer", "1", "--weights", "--tile", "64", "-o", out)
+    assert code == 0 and text == f"wrote {out}: 5 filters of 3x3\n"  # model.1.weight
+    assert fails(capsys, "featuremaps", "sample:camera", "--checkpoint", path, "--layer", "2",
+                 "-o", out) == (
+        f"convolve featuremaps: error: --layer 2 is out of range: {path} holds 2 4-D arrays "
+        "(model.0.weight, model.1.weight)")
+    assert fails(capsys, "featuremaps", "sample:camera", "--checkpoint", path, "--layer",
+                 "conv2d_1", "-o", out) == (
+        "convolve featuremaps: error: --layer must be a number for a file of weights (it "
+        "holds no model to name layers in); received 'conv2d_1'")
+
+
+def tiny_onnx(path, *, layout):
+    """A small ONNX classifier of 8x8 images with 3 channels: conv 3x3 (4 filters), Relu,
+    global average pool, flatten, Gemm to 5 classes. ``layout``: its input's, NCHW or NHWC
+    (then a Transpose first)."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(3)
+    weights = [numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), name)
+               for name, shape in (("w", (4, 3, 3, 3)), ("b", (4,)), ("g", (4, 5)),
+                                   ("c", (5,)))]
+    nodes = [helper.make_node("Conv", ["nchw", "w", "b"], ["conv"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["conv"], ["relu"]),
+             helper.make_node("GlobalAveragePool", ["relu"], ["pool"]),
+             helper.make_node("Flatten", ["pool"], ["flat"]),
+             helper.make_node("Gemm", ["flat", "g", "c"], ["logits"])]
+    if layout == "NHWC":
+        nodes.insert(0, helper.make_node("Transpose", ["x"], ["nchw"], perm=[0, 3, 1, 2]))
+        shape = ["N", 8, 8, 3]
+    else:
+        nodes[0].input[0] = "x"
+        shape = ["N", 3, 8, 8]
+    graph = helper.make_graph(
+        nodes, "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 5])], weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_predict_with_an_onnx_model_equals_onnx_runtime(capsys, tmp_path, images, layout):
+    ort = pytest.importorskip("onnxruntime")
+    model = tiny_onnx(tmp_path / "tiny.onnx", layout=layout)
+    code, out, err = run(capsys, "predict", images, "--model", model, "--json", "--top", "5",
+                         "--mean", "0.5", "--std", "0.25")
+    assert (code, err) == (0, "")
+    lines = [json.loads(line) for line in out.splitlines()]
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    for line in lines:
+        rgb = io.resize(io.to_channels(io.read_image(line["path"]), 3), (8, 8))
+        x = ((rgb - 0.5) / 0.25)[None].astype(np.float32)
+        feed = x.transpose(0, 3, 1, 2) if layout == "NCHW" else x
+        expected = probabilities(session.run(None, {"x": feed})[0])[0]
+        assert line["label"] == str(int(np.argmax(expected)))  # no class names: numbers
+        for label, p in line["top"]:
+            assert p == pytest.approx(expected[int(label)], abs=1e-5)
+    # an .onnx path given as --checkpoint is the same
+    code, again, _ = run(capsys, "predict", images, "--checkpoint", model, "--json", "--top",
+                         "5", "--mean", "0.5", "--std", "0.25")
+    assert code == 0 and again == out
+
+
+def test_predict_refuses_onnx_models_it_cannot_feed(capsys, tmp_path, images):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])], "flat",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 10])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])])
+    flat = tmp_path / "flat.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), flat)
+    assert fails(capsys, "predict", images, "--model", flat) == (
+        f"convolve predict: error: {flat} takes input of shape (?, 10); convolve predict needs "
+        "images (N, C, H, W) or (N, H, W, C) of a fixed size")
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"\x08\x07garbage")
+    assert fails(capsys, "predict", images, "--model", broken).startswith(
+        f"convolve predict: error: cannot read {broken} as an ONNX model (")

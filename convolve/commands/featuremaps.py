@@ -66,8 +66,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "maps' aspect ratio says")
     parser.add_argument("--columns", type=int, help="tiles per row (default: a square grid)")
     parser.add_argument("-o", "--output", required=True, metavar="GRID.png",
-                        help="picture to write; the suffix names the format: "
-                             f"{', '.join('.' + f for f in viz.FORMATS)}")
+                        help="image file to write; the format follows the suffix (.png, "
+                             ".jpg, .tif, .bmp, .webp, ...)")
     parser.set_defaults(run=run)
 
 
@@ -252,7 +252,7 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("--key, --layer and --weights apply only with --checkpoint "
                            "(--layer also with --model)")
     _args.choice(args.scale, "--scale", viz.SCALES)
-    io.output_path(args.output, viz.FORMATS)
+    io.image_format(args.output)  # a suffix no format has is refused before any work
     _args.integer(args.tile, "--tile", minimum=32)
     if args.checkpoint is not None:
         load_arrays(args.checkpoint)  # a wrong suffix, a missing or damaged file: said now

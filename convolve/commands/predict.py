@@ -103,16 +103,19 @@ def _onnx_input(path: str) -> tuple[str, tuple[int, int, int]]:
     return "NHWC", dims[1:]
 
 
-def _from_onnx(path: str) -> Classifier:
+def _from_onnx(path: str, batch_size: int) -> Classifier:
     import convolve.onnx
+    from convolve import train
 
     layout, shape = _onnx_input(path)
     model = convolve.onnx.load(path)
+    if len(model.output_names) != 1:
+        raise CommandError(f"{path} gives {len(model.output_names)} outputs; convolve predict "
+                           "needs a model with one output of class scores")
 
     def run(images: np.ndarray) -> np.ndarray:
-        outputs = model(images.transpose(0, 3, 1, 2) if layout == "NCHW" else images)
-        outputs = np.asarray(outputs[0] if isinstance(outputs, tuple) else outputs)
-        return outputs.reshape(len(images), -1)
+        feed = images.transpose(0, 3, 1, 2) if layout == "NCHW" else images
+        return train.predict(model, feed, batch_size=batch_size).reshape(len(images), -1)
 
     return Classifier(run, shape, ModelInfo(input_shape=shape))
 
@@ -173,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
     classes = None if args.classes is None else _classes(args.classes)
     names = inputs.find_images(args.images)
     model = (_from_checkpoint(args.checkpoint, args.batch_size) if args.checkpoint
-             else _from_onnx(args.model))
+             else _from_onnx(args.model, args.batch_size))
     info = model.info
     if args.mean or args.std:
         info = replace(info, mean=_values(args.mean or "0", "--mean"),

@@ -63,6 +63,8 @@ def _check(args: argparse.Namespace) -> None:
     """Every argument, before any work."""
     if args.resume and not args.checkpoint:
         raise CommandError("--resume needs --checkpoint PATH")
+    if args.checkpoint:  # an unwritable folder is reported before any data is read
+        checkpoint.check_writable(args.checkpoint)
     if args.data_dir is not None and not os.path.isdir(args.data_dir) and not args.download:
         raise CommandError(f"--data-dir {args.data_dir!r} is not a folder")
     if args.epochs is not None and args.epochs < 1:
