@@ -105,6 +105,12 @@ def test_summary_errors(tmp_path, capsys, lenet_onnx):
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(lenet_onnx.read_bytes()[:500])
     one_line_error(capsys, ["summary", str(broken)], "convolve summary: error: ")
+    one_line_error(capsys, ["summary", str(lenet_onnx), "--input-shape", "1,3,0,32"],
+                   "convolve summary: error: --input-shape must be positive integers; "
+                   "received '1,3,0,32'")
+    one_line_error(capsys, ["summary", str(lenet_onnx), "--input-shape=1,3,100000,100000000"],
+                   "convolve summary: error: the input of --input-shape of shape (1, 3, 100000, "
+                   "100000000) (float32) would need")
     one_line_error(capsys, ["summary", str(lenet_onnx), "--input-shape", "1,32,3"],
                    "convolve summary: error: input 'input' must have shape ('?', 32, 32, 3)")
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from convolve import models
+import numpy as np
+
+from convolve import _args, models
 from convolve.commands import CommandError, ints
 
 
@@ -38,7 +40,13 @@ def _onnx_summary(args: argparse.Namespace) -> int:
     from convolve import onnx
 
     model = onnx.load(args.onnx_file)
-    shape = None if args.input_shape is None else ints(args.input_shape, "--input-shape")
+    shape = None
+    if args.input_shape is not None:
+        shape = ints(args.input_shape, "--input-shape")
+        if min(shape) < 1:
+            raise CommandError(f"--input-shape must be positive integers; received "
+                               f"{args.input_shape!r}")
+        _args.check_fits(shape, np.float32, "the input of --input-shape")
     model.summary(shape)
     return 0
 
