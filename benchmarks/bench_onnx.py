@@ -50,19 +50,24 @@ def pretrained_models(notes: list[str]) -> dict[str, tuple[bytes, dict]]:
     return out
 
 
-def onnx_rows(models: dict[str, tuple[bytes, dict]], *, rounds: int, calls: int,
-              threads: int) -> list[dict]:
+def onnx_rows(models: dict[str, tuple[bytes, dict]], notes: list[str], *, rounds: int,
+              calls: int, threads: int) -> list[dict]:
     """One dict per (model, batch): convolve and ONNX Runtime seconds and their ratio."""
     import onnxruntime as ort
 
     from convolve import onnx as convolve_onnx
+    from convolve.onnx.errors import OnnxError
     from convolve.perf.timing import time_interleaved
 
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
     rows = []
     for name, (data, feeds) in models.items():
-        net = convolve_onnx.load(data)
+        try:
+            net = convolve_onnx.load(data)
+        except OnnxError as error:
+            notes.append(f"{name} left out: {error}")
+            continue
         session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         for batch in BATCHES:
             part = {key: value[:batch] for key, value in feeds.items()}
@@ -90,7 +95,7 @@ def onnx_section(*, rounds: int, calls: int, threads: int) -> str:
 
     notes: list[str] = []
     models = {**family_models(), **pretrained_models(notes)}
-    table = onnx_table(onnx_rows(models, rounds=rounds, calls=calls, threads=threads))
+    table = onnx_table(onnx_rows(models, notes, rounds=rounds, calls=calls, threads=threads))
     return (f"### Imported ONNX networks vs ONNX Runtime {ort.__version__} (ratio = onnxruntime "
             f"time / convolve time)\n\n{table}" + "".join(f"\n\n{note}" for note in notes))
 

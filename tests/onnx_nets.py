@@ -329,9 +329,13 @@ def export(model: nn.Module, shape: tuple[int, ...], exporter: str, *,
     raise ValueError(f"exporter must be one of {EXPORTERS}, got {exporter!r}")
 
 
-@functools.cache
 def exported(family: str, exporter: str, *, constant_folding: bool = True) -> bytes:
     """``export`` of ``build(family)``, once per process (the test modules share it)."""
+    return _exported(family, exporter, constant_folding)
+
+
+@functools.cache
+def _exported(family: str, exporter: str, constant_folding: bool) -> bytes:
     model, shape = build(family)
     return export(model, shape, exporter, constant_folding=constant_folding)
 

@@ -122,8 +122,8 @@ def check_case(data: bytes, x: np.ndarray) -> str:
             return "refused"
         try:
             net.run({net.input_names[0]: x})
-        except ValueError:
-            # the file declares one shape and computes another: found when it runs
+        except (ValueError, TypeError):
+            # the file declares one shape (or type) and computes another: found when it runs
             return "refused at run"
         return "ran"
     except _HangError:

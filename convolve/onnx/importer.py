@@ -24,6 +24,7 @@ from convolve.onnx.errors import OnnxError
 from convolve.onnx.layout import Value
 from convolve.onnx.optimize import fuse
 from convolve.onnx.registry import Context, Node, Runner, Spec, lookup, outputs_used
+from convolve.ops.algorithms._common import one_blas_thread
 from convolve.tensor import Tensor
 
 
@@ -237,17 +238,18 @@ class OnnxModel(Module):
         env = self._feed(feeds)
         keep = set(self.output_names)
         context = Context(training=self.training)
-        for i, step in enumerate(self.steps):
-            values = [self._value(env, name) if name else None for name in step.inputs]
-            outputs = _as_list(_guarded(step.node, step.run, context, values))
-            if observe is not None:
-                observe(step, outputs)
-            for name, value in zip(step.outputs, outputs):
-                if name:
-                    env[name] = value
-            for name in step.inputs:
-                if name and self._last_use.get(name) == i and name not in keep:
-                    env.pop(name, None)
+        with one_blas_thread():
+            for i, step in enumerate(self.steps):
+                values = [self._value(env, name) if name else None for name in step.inputs]
+                outputs = _as_list(_guarded(step.node, step.run, context, values))
+                if observe is not None:
+                    observe(step, outputs)
+                for name, value in zip(step.outputs, outputs):
+                    if name:
+                        env[name] = value
+                for name in step.inputs:
+                    if name and self._last_use.get(name) == i and name not in keep:
+                        env.pop(name, None)
         return {name: _output(self._value(env, name)) for name in self.output_names}
 
     def _feed(self, feeds: Mapping[str, Any]) -> dict[str, Value]:
