@@ -48,6 +48,12 @@ class ModelInfo:
         images = np.asarray(images, np.float32)
         if self.mean == (0.0,) and self.std == (1.0,):
             return images
+        channels = images.shape[-1] if images.ndim else 0
+        for name, values in (("mean", self.mean), ("std", self.std)):
+            if len(values) not in (1, channels):
+                raise ValueError(f"the normalisation {name} has {len(values)} values but the "
+                                 f"images have {channels} channels; give one value or one "
+                                 "per channel")
         return (images - np.float32(self.mean)) / np.float32(self.std)
 
     def to_json(self) -> dict[str, Any]:

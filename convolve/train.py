@@ -229,24 +229,28 @@ def predict(model: Module, images: Any, *, batch_size: int = 256) -> np.ndarray:
     """The model's outputs for ``images: (N, H, W, C)`` as one array: in evaluation mode
     (the model's mode is restored), without recording, ``batch_size`` images at a time.
 
-    A model that knows its input shape (``model.info``, from the zoo, ``fit`` or
-    ``models.load``) refuses images of another shape by name.
+    Images of another size than a model was trained on (``model.info``) run when the model
+    can take them (convolutions and global pooling can); when it cannot, the error names
+    the shape it was trained on.
     """
     images = np.asarray(images)
     batch_size = _args.integer(batch_size, "batch_size")
     if images.ndim == 0 or len(images) == 0:
         raise ValueError("images must be a batch (N, ...) with N >= 1; received an array of "
                          f"shape {images.shape}")
-    expected = model_info.of(model).input_shape
-    if expected is not None and images.shape[1:] != expected:
-        raise ValueError(f"images must be (N, {', '.join(map(str, expected))}) for this model; "
-                         f"received an array of shape {images.shape}")
     was_training = model.training
     model.eval()
     try:
         with no_grad():
             outs = [np.asarray(model(images[i:i + batch_size]))
                     for i in range(0, len(images), batch_size)]
+    except ValueError as error:
+        expected = model_info.of(model).input_shape
+        if expected is None or images.shape[1:] == expected:
+            raise
+        raise ValueError(f"images must be (N, {', '.join(map(str, expected))}) for this model, "
+                         f"the shape it was trained on; received an array of shape "
+                         f"{images.shape} ({error})") from None
     finally:
         model.train(was_training)
     return np.concatenate(outs)

@@ -64,6 +64,10 @@ def test_fit_takes_classes_and_normalization(tmp_path):
     assert info.mean == (0.1307,) and info.std == (0.3081,)
     np.testing.assert_allclose(info.normalize(np.full((1, 2, 2, 1), 0.5)),
                                (0.5 - 0.1307) / 0.3081, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"^the normalisation mean has 3 values but the "
+                                         r"images have 1 channels; give one value or one per "
+                                         r"channel$"):
+        ModelInfo(mean=(0.1, 0.2, 0.3), std=(1.0,)).normalize(np.zeros((2, 2, 1)))
     with pytest.raises(ValueError, match=r"^normalization must be \{'mean': ..., 'std': ...\}; "
                                          r"received \{'scale': 2\}$"):
         train.fit(model, digits(16), verbose=False, normalization={"scale": 2})
@@ -192,8 +196,16 @@ def test_predict_batches_in_eval_mode_without_a_graph(trained):
     np.testing.assert_allclose(out, model(images), rtol=1e-5, atol=1e-6)
 
 
-def test_predict_names_the_input_shape_the_model_takes(trained):
+def test_predict_names_the_input_shape_the_model_was_trained_on(trained):
     model, _ = trained
-    with pytest.raises(ValueError, match=r"^images must be \(N, 28, 28, 1\) for this model; "
-                                         r"received an array of shape \(2, 32, 32, 3\)$"):
-        convolve.predict(model, np.zeros((2, 32, 32, 3), np.float32))
+    with pytest.raises(ValueError, match=r"^images must be \(N, 28, 28, 1\) for this model, "
+                                         r"the shape it was trained on; received an array of "
+                                         r"shape \(2, 32, 32, 1\) \(Dense was built for "):
+        convolve.predict(model, np.zeros((2, 32, 32, 1), np.float32))
+    with pytest.raises(ValueError, match=r"^images must be \(N, 28, 28, 1\) for this model, "
+                                         r"the shape it was trained on; received an array of "
+                                         r"shape \(2, 28, 28, 3\) \(Conv2D was built for "):
+        convolve.predict(model, np.zeros((2, 28, 28, 3), np.float32))
+    fully_convolutional = models.get_model("cifar_cnn", seed=0)  # global pooling: any size
+    assert convolve.predict(fully_convolutional, np.zeros((1, 16, 16, 3), np.float32)).shape \
+        == (1, 10)
