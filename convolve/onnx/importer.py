@@ -91,20 +91,6 @@ def _attributes(proto: Any, opset: int) -> dict[str, Any]:
     return result
 
 
-def _check_arity(node: Node) -> None:
-    """The node has as many inputs and outputs as its schema allows (a damaged file's
-    BatchNormalization with four inputs crashed the conv fold)."""
-    import onnx
-
-    schema = onnx.defs.get_schema(node.op_type, node.opset, "")
-    for kind, count, low, high in (
-            ("inputs", len(node.inputs), schema.min_input, schema.max_input),
-            ("outputs", len(node.outputs), schema.min_output, schema.max_output)):
-        if not low <= count <= high:
-            bounds = f"{low}" if low == high else f"{low} to {high}"
-            raise node.refuse(f"takes {bounds} {kind}; the file gives {count}")
-
-
 class OnnxModel(Module):
     """An imported ONNX graph (see :func:`load`).
 
@@ -155,11 +141,11 @@ class OnnxModel(Module):
             version = _version(proto.op_type, proto.domain, graph.opset, name)
             node = Node(name, proto.op_type, version, graph.opset,
                         _attributes(proto, graph.opset), list(proto.input), list(proto.output))
+            _check_arity(node)
             spec = lookup(proto.op_type, version)
             if spec is None:
                 raise node.refuse("this op (at this version) is not supported by convolve's "
                                   "ONNX loader")
-            _check_arity(node)
             nodes.append(node)
             specs.append(spec)
         return nodes, specs
@@ -216,7 +202,8 @@ class OnnxModel(Module):
             given = [name for name in node.inputs if name]
             if spec.foldable and all(name in constants for name in given):
                 values = [Value(constants[name]) if name else None for name in node.inputs]
-                for name, value in zip(node.outputs, _as_list(run(context, values))):
+                results = _as_list(_guarded(node, run, context, values))
+                for name, value in zip(node.outputs, results):
                     if name:
                         constants[name] = np.asarray(value.numpy())
                 continue
@@ -254,7 +241,7 @@ class OnnxModel(Module):
         with one_blas_thread():
             for i, step in enumerate(self.steps):
                 values = [self._value(env, name) if name else None for name in step.inputs]
-                outputs = _as_list(step.run(context, values))
+                outputs = _as_list(_guarded(step.node, step.run, context, values))
                 if observe is not None:
                     observe(step, outputs)
                 for name, value in zip(step.outputs, outputs):
@@ -392,6 +379,43 @@ class OnnxSummary:
         text.insert(1, "-" * len(text[0]))
         text.append(f"Total params: {self.total_params:,}")
         return "\n".join(text)
+
+
+def _check_arity(node: Node) -> None:
+    """Refuse a node whose inputs or outputs do not fit its op's schema (too few, too
+    many, a required one left empty): converters may then index them freely."""
+    import onnx
+
+    schema = onnx.defs.get_schema(node.op_type, node.opset, "")
+    n_in, n_out = len(node.inputs), len(node.outputs)
+    if not schema.min_input <= n_in <= schema.max_input:
+        raise node.refuse(f"{n_in} inputs given; the op takes {schema.min_input} to "
+                          f"{schema.max_input}")
+    if not schema.min_output <= n_out <= schema.max_output:
+        raise node.refuse(f"{n_out} outputs given; the op gives {schema.min_output} to "
+                          f"{schema.max_output}")
+    single = onnx.defs.OpSchema.FormalParameterOption.Single
+    for i, formal in enumerate(schema.inputs[:n_in]):
+        if formal.option == single and not node.inputs[i]:
+            raise node.refuse(f"required input {i} ({formal.name}) is missing")
+    if not node.outputs or not node.outputs[0]:
+        raise node.refuse("its first output is not named")
+
+
+# What an op raises on inputs it cannot take (a damaged file computing wrong shapes or
+# types): reported as the node's error.
+_RUN_ERRORS = (TypeError, ValueError, IndexError, ZeroDivisionError, OverflowError,
+               MemoryError)
+
+
+def _guarded(node: Node, run: Runner, context: Context, values: list[Any]) -> Any:
+    try:
+        return run(context, values)
+    except OnnxError:
+        raise
+    except _RUN_ERRORS as error:
+        raise OnnxError(f"{node.op_type} node {node.name!r} cannot run on its inputs: "
+                        f"{error}") from error
 
 
 def _own_buffers(graph: _graph.Graph, nodes: list[Node], specs: list[Spec]

@@ -52,6 +52,8 @@ def fuse(steps: list[Any], keep: set[str]) -> list[Any]:
             continue
         bn_index = sole_reader(step.outputs[0], "BatchNormalization")
         bn = None if bn_index is None else steps[bn_index]
+        if bn is not None and (len(bn.inputs) != 5 or len(step.inputs) > 3):
+            bn = bn_index = None
         last = step if bn is None else bn
         relu_index = sole_reader(last.outputs[0], "Relu")
         relu = None if relu_index is None else steps[relu_index]

@@ -21,7 +21,8 @@ def spatial_rank(node: Node, weight_index: int | None = None) -> int:
     the weight's known shape."""
     kernel = node.attr("kernel_shape")
     known = node.shapes.get(weight_index) if weight_index is not None else None
-    if kernel is not None and known is not None and tuple(known[2:]) != tuple(kernel):
+    if kernel is not None and known is not None and None not in known and \
+            tuple(known[2:]) != tuple(kernel):
         raise node.refuse(f"kernel_shape {list(kernel)} does not match the weight's shape "
                           f"{tuple(known)}")
     if kernel is not None:
