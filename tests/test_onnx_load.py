@@ -102,6 +102,20 @@ LAYOUT_CASES = {
                          helper.make_node("Reshape", ["c", "shape"], ["y"])],
                         {"zero": np.array(0, np.int64), "ax0": np.array([0], np.int64),
                          "minus1": np.array([-1], np.int64)}),
+    "channel_shuffle": ([helper.make_node("Reshape", ["c", "s1"], ["r1"]),
+                         helper.make_node("Transpose", ["r1"], ["t"], perm=[0, 2, 1, 3, 4]),
+                         helper.make_node("Reshape", ["t", "s2"], ["r2"]),
+                         helper.make_node("Conv", ["r2", "w1"], ["y"], kernel_shape=[1, 1])],
+                        {"s1": np.array([0, 2, 2, 6, 5], np.int64),
+                         "s2": np.array([0, -1, 6, 5], np.int64), "w1": weights(3, 4, 1, 1)}),
+    "squeeze_excitation": ([helper.make_node("GlobalAveragePool", ["c"], ["g"]),
+                            helper.make_node("Flatten", ["g"], ["f"]),
+                            helper.make_node("Gemm", ["f", "se", "seb"], ["e"], transB=1),
+                            helper.make_node("Sigmoid", ["e"], ["sg"]),
+                            helper.make_node("Reshape", ["sg", "s4"], ["r"]),
+                            helper.make_node("Mul", ["c", "r"], ["y"])],
+                           {"se": weights(4, 4), "seb": weights(4),
+                            "s4": np.array([-1, 4, 1, 1], np.int64)}),
     "where_expand_tile": ([helper.make_node("Greater", ["c", "zero_f"], ["m"]),
                            helper.make_node("Where", ["m", "c", "x1"], ["wh"]),
                            helper.make_node("Tile", ["wh", "rep"], ["y"])],
@@ -320,6 +334,15 @@ def test_huge_declared_shapes_are_refused_before_allocating() -> None:
                       {"y": None}, elem=TP.INT64)
     with pytest.raises(OnnxError, match=r"ConstantOfShape node .* refused"):
         load(big).run({"x": np.array([10**6, 10**6], np.int64)})
+    resize = model_bytes([helper.make_node("Resize", ["x", "", "", "s"], ["y"])],
+                         {"x": [1, 1, 2, 2]}, {"y": None}, {"s": np.array([1, 1, 10**5, 10**5])})
+    with pytest.raises(OnnxError, match=r"Resize node .* refused"):
+        load(resize).run({"x": np.zeros((1, 1, 2, 2), np.float32)})
+    transpose = model_bytes(
+        [helper.make_node("ConvTranspose", ["x", "w"], ["y"], output_shape=[10**5, 10**5])],
+        {"x": [1, 1, 2, 2]}, {"y": None}, {"w": np.ones((1, 1, 1, 1), np.float32)})
+    with pytest.raises(OnnxError, match=r"ConvTranspose node .* refused"):
+        load(transpose).run({"x": np.zeros((1, 1, 2, 2), np.float32)})
 
 
 def test_graph_structure_errors() -> None:

@@ -9,12 +9,13 @@ is transposed to the logical order only where an op needs it (a Reshape, a MatMu
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from convolve.ops import math
+from convolve.ops import math as ops_math
 from convolve.tensor import Tensor, data
 
 Perm = tuple[int, ...]
@@ -30,7 +31,7 @@ def transpose(x: Any, axes: Sequence[int]) -> Any:
     """``x`` with its axes permuted: recorded for a Tensor, a contiguous copy for an array
     (the ops that follow read it many times)."""
     if isinstance(x, Tensor):
-        return math.transpose(x, tuple(axes))
+        return ops_math.transpose(x, tuple(axes))
     return np.ascontiguousarray(np.transpose(x, axes))
 
 
@@ -92,6 +93,59 @@ class Value:
         return np.asarray(data(self.logical()))
 
 
+def reshaped(value: Value, target: Sequence[int]) -> Value:
+    """``value`` reshaped to the logical shape ``target`` (no -1 or 0 entries), without
+    moving data where the layout allows it.
+
+    A reshape only splits and merges runs of logical axes. Where each run lies in physical
+    memory in the same order (size-1 axes aside), the physical data is reshaped directly:
+    a channels-last ``(N, C, H, W)`` split into ``(N, g, C / g, H, W)`` (a channel
+    shuffle) or ``(N, C, 1, 1)`` flattened to ``(N, C)`` stays where it is. Otherwise the
+    value is brought to the logical order first.
+    """
+    target = [int(n) for n in target]
+    order = None if value.perm is None else _physical_reshape(value.shape, value.perm, target)
+    if order is None:
+        return Value(_reshape(value.logical(), target))
+    return Value(_reshape(value.data, [target[j] for j in order]), order)
+
+
+def _physical_reshape(shape: Sequence[int], perm: Sequence[int], target: Sequence[int]
+                      ) -> list[int] | None:
+    """For a value of logical ``shape`` held with ``perm``: the order of the ``target``
+    axes in physical memory if ``target`` can be reached by reshaping the physical data,
+    else None."""
+    if 0 in shape or math.prod(shape) != math.prod(target):
+        return None
+    axes = [a for a in range(len(shape)) if shape[a] != 1]
+    dims = [j for j in range(len(target)) if target[j] != 1]
+    groups: list[tuple[list[int], list[int]]] = []  # (logical axes, target axes)
+    i = j = 0
+    while i < len(axes):
+        group_axes, group_dims = [axes[i]], [dims[j]]
+        left, right = shape[axes[i]], target[dims[j]]
+        i, j = i + 1, j + 1
+        while left != right:
+            if left < right:
+                group_axes.append(axes[i])
+                left *= shape[axes[i]]
+                i += 1
+            else:
+                group_dims.append(dims[j])
+                right *= target[dims[j]]
+                j += 1
+        groups.append((group_axes, group_dims))
+    physical = [a for a in perm if shape[a] != 1]
+    position = {a: k for k, a in enumerate(physical)}
+    for group_axes, _ in groups:
+        places = [position[a] for a in group_axes]
+        if places != list(range(places[0], places[0] + len(places))):
+            return None
+    groups.sort(key=lambda g: position[g[0][0]])
+    order = [j for _, group_dims in groups for j in group_dims]
+    return order + [j for j in range(len(target)) if target[j] == 1]
+
+
 def aligned(values: Sequence[Value]) -> tuple[list[Any], Perm | None]:
     """The operands of a broadcasting elementwise op, in one physical layout.
 
@@ -118,7 +172,7 @@ def aligned(values: Sequence[Value]) -> tuple[list[Any], Perm | None]:
 
 
 def _reshape(x: Any, shape: Sequence[int]) -> Any:
-    return math.reshape(x, tuple(shape)) if isinstance(x, Tensor) else np.reshape(x, shape)
+    return ops_math.reshape(x, tuple(shape)) if isinstance(x, Tensor) else np.reshape(x, shape)
 
 
 def reshape(x: Any, shape: Sequence[int]) -> Any:
@@ -127,4 +181,4 @@ def reshape(x: Any, shape: Sequence[int]) -> Any:
 
 
 __all__ = ["CHANNELS_LAST", "Perm", "Value", "aligned", "channels_last", "reshape",
-           "transpose"]
+           "reshaped", "transpose"]

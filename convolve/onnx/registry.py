@@ -9,6 +9,7 @@ the op's own schema (``since`` inclusive, ``until`` exclusive), as in onnx2torch
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from convolve.onnx.errors import OnnxError
+from convolve.onnx.graph import MAX_ELEMENTS
 from convolve.onnx.layout import Value
 
 
@@ -121,10 +123,20 @@ class Node:
         return value
 
 
+def checked_size(node: Node, shape: Any) -> tuple[int, ...]:
+    """A shape computed at run time from the file's values, refused (before anything is
+    allocated) when negative or larger than ``MAX_ELEMENTS``."""
+    dims = tuple(int(d) for d in shape)
+    if any(d < 0 for d in dims) or math.prod(dims) > MAX_ELEMENTS:
+        raise OnnxError(f"{node.op_type} node {node.name!r} would make a tensor of shape "
+                        f"{dims}: refused (more than {MAX_ELEMENTS} elements or negative)")
+    return dims
+
+
 def outputs_used(node: Node) -> int:
     """How many leading outputs the graph uses (trailing optional ones left empty)."""
     return max((i + 1 for i, name in enumerate(node.outputs) if name), default=0)
 
 
-__all__ = ["REGISTRY", "Context", "Node", "Runner", "Spec", "converter", "lookup",
-           "outputs_used"]
+__all__ = ["REGISTRY", "Context", "Node", "Runner", "Spec", "checked_size", "converter",
+           "lookup", "outputs_used"]

@@ -14,7 +14,7 @@ from convolve.onnx.ops._spatial import (
     spatial_rank,
     to_image,
 )
-from convolve.onnx.registry import Context, Node, converter
+from convolve.onnx.registry import Context, Node, checked_size, converter
 from convolve.ops.conv import conv2d, conv_transpose2d
 from convolve.tensor import data
 
@@ -121,6 +121,10 @@ def conv_transpose(node: Node) -> Any:
         weight = _weight(w, rank)
         pads, out_pad = pads_for(image_size(x), data(weight).shape[:2], rank, stride,
                                  dilation, extra, explicit)
+        size = image_size(x)
+        checked_size(node, [x.shape[0], data(weight).shape[2] * groups] + [
+            (n - 1) * s + (k - 1) * d + 1 + e - p0 - p1 for n, s, k, d, e, (p0, p1) in
+            zip(size, stride, data(weight).shape[:2], dilation, out_pad, pads)])
         y = conv_transpose2d(to_image(x), weight, None if b is None else b.logical(),
                              stride=stride, padding=pads, output_padding=out_pad,
                              dilation=dilation, groups=groups)

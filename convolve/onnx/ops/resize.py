@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from convolve.onnx.layout import Value
-from convolve.onnx.registry import Context, Node, converter
+from convolve.onnx.registry import Context, Node, checked_size, converter
 from convolve.ops import math as ops_math
 from convolve.tensor import Tensor, data
 
@@ -80,7 +80,9 @@ def resize_axis(x: Any, axis: int, m: int, scale: float, *, mode: str, transform
                         ops_math.multiply(_take(x, second, axis), w))
 
 
-def _resize(x: Value, sizes: list[int], scales: list[float], **settings: Any) -> Value:
+def _resize(node: Node, x: Value, sizes: list[int], scales: list[float],
+            **settings: Any) -> Value:
+    checked_size(node, sizes)
     y = x.data
     for logical, (m, scale) in enumerate(zip(sizes, scales)):
         if m == x.shape[logical] and scale == 1:
@@ -127,7 +129,7 @@ def _resize_op(node: Node) -> Any:
                 common = pick(scales[a] for a in axes)
                 for a in axes:
                     scales[a], sizes[a] = common, int(common * shape[a] + 0.5)
-        return _resize(x, sizes, scales, mode=mode, transform=transform, nearest=nearest)
+        return _resize(node, x, sizes, scales, mode=mode, transform=transform, nearest=nearest)
 
     return run
 
@@ -143,6 +145,6 @@ def _upsample(node: Node) -> Any:
         scales = [float(s) for s in (attr_scales if attr_scales is not None
                                      else inputs[1].numpy().reshape(-1))]
         sizes = [math.floor(n * s) for n, s in zip(x.shape, scales)]
-        return _resize(x, sizes, scales, mode=mode, transform="asymmetric", nearest="simple")
+        return _resize(node, x, sizes, scales, mode=mode, transform="asymmetric", nearest="simple")
 
     return run

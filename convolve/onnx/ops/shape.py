@@ -15,22 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from convolve.onnx.errors import OnnxError
-from convolve.onnx.graph import MAX_ELEMENTS
-from convolve.onnx.layout import Value, reshape, transpose
-from convolve.onnx.registry import Context, Node, converter
+from convolve.onnx.layout import Value, reshape, reshaped, transpose
+from convolve.onnx.registry import Context, Node, checked_size, converter
 from convolve.ops import elementwise
 from convolve.ops import math as ops_math
 from convolve.tensor import Tensor, data
-
-
-def _checked_size(node: Node, shape: Any) -> tuple[int, ...]:
-    """A shape computed at run time, refused when it would allocate too much."""
-    dims = tuple(int(d) for d in shape)
-    if any(d < 0 for d in dims) or math.prod(dims) > MAX_ELEMENTS:
-        raise OnnxError(f"{node.op_type} node {node.name!r} would make a tensor of shape "
-                        f"{dims}: refused (more than {MAX_ELEMENTS} elements or negative)")
-    return dims
 
 
 def _axes(node: Node, inputs: list[Any], index: int, attr: str = "axes") -> list[int] | None:
@@ -57,7 +46,10 @@ def _reshape(node: Node) -> Any:
         current = x.shape
         if not allow_zero:
             target = [current[i] if d == 0 else d for i, d in enumerate(target)]
-        return Value(reshape(x.logical(), target))
+        if -1 in target:
+            known = math.prod(d for d in target if d != -1)
+            target[target.index(-1)] = math.prod(current) // known if known else 0
+        return reshaped(x, target)
 
     return run
 
@@ -70,7 +62,7 @@ def _flatten(node: Node) -> Any:
         x = inputs[0]
         shape = x.shape
         ax = axis + len(shape) if axis < 0 else axis
-        return Value(reshape(x.logical(), (math.prod(shape[:ax]), math.prod(shape[ax:]))))
+        return reshaped(x, (math.prod(shape[:ax]), math.prod(shape[ax:])))
 
     return run
 
@@ -265,7 +257,7 @@ def _constant_of_shape(node: Node) -> Any:
     fill = np.zeros(1, np.float32) if fill is None else np.asarray(fill).reshape(-1)
 
     def run(ctx: Context, inputs: list[Any]) -> Value:
-        shape = _checked_size(node, inputs[0].numpy().reshape(-1))
+        shape = checked_size(node, inputs[0].numpy().reshape(-1))
         return Value(np.full(shape, fill[0], dtype=fill.dtype))
 
     return run
@@ -276,7 +268,7 @@ def _expand(node: Node) -> Any:
     def run(ctx: Context, inputs: list[Any]) -> Value:
         x, shape = inputs
         target = np.broadcast_shapes(x.shape, tuple(int(d) for d in shape.numpy()))
-        _checked_size(node, target)
+        checked_size(node, target)
         if x.perm is not None and len(target) == x.ndim:
             physical = tuple(target[a] for a in x.perm)
             return Value(elementwise.broadcast_to(x.data, physical), x.perm)
@@ -290,7 +282,7 @@ def _range(node: Node) -> Any:
     def run(ctx: Context, inputs: list[Any]) -> Value:
         start, limit, delta = (np.asarray(v.numpy()).reshape(()) for v in inputs)
         count = max(int(np.ceil((limit - start) / delta)), 0) if delta != 0 else 0
-        _checked_size(node, (count,))
+        checked_size(node, (count,))
         return Value(np.arange(start, limit, delta, dtype=np.result_type(start))[:count])
 
     return run
@@ -301,7 +293,7 @@ def _tile(node: Node) -> Any:
     def run(ctx: Context, inputs: list[Any]) -> Value:
         x, repeats = inputs
         reps = [int(r) for r in repeats.numpy().reshape(-1)]
-        _checked_size(node, [n * r for n, r in zip(x.shape, reps)])
+        checked_size(node, [n * r for n, r in zip(x.shape, reps)])
         physical = reps if x.perm is None else [reps[a] for a in x.perm]
         return Value(elementwise.tile(x.data, tuple(physical)), x.perm)
 
@@ -332,7 +324,7 @@ def _pad(node: Node) -> Any:
             widths[x.axis(a)] = (pads[i], pads[half + i])
         if min(min(w) for w in widths) < 0:
             return Value(_cropped(x, widths, mode, value), x.perm)
-        _checked_size(node, [n + b + e for n, (b, e) in
+        checked_size(node, [n + b + e for n, (b, e) in
                              zip(np.shape(data(x.data)), widths)])
         return Value(elementwise.pad(x.data, widths, mode=_PAD_MODES[mode], value=value),
                      x.perm)
