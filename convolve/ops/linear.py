@@ -8,9 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from convolve import _args
-from convolve.ops.algorithms import _common
-from convolve.ops.algorithms._common import run_chunks, single_threaded_blas
+from convolve import _args, runtime
+from convolve.runtime import run_chunks, single_threaded_blas
 from convolve.tensor import data, needs_grad, record
 
 
@@ -70,7 +69,7 @@ def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     step: 84 ms median with BLAS-threaded dense layers, 67-75 ms without)."""
     m = a.shape[0]
     out = np.empty((m, b.shape[1]), dtype=np.result_type(a, b))
-    parts = max(1, min(m // PRODUCT_ROWS, 4 * _common.THREADS))
+    parts = max(1, min(m // PRODUCT_ROWS, 4 * runtime.THREADS))
     bounds = [m * i // parts for i in range(parts + 1)]
 
     def run(chunks: list[tuple[int, int]]) -> None:

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from convolve import _args
-from convolve.ops.algorithms._common import blocks, parallel, scratch, tap_slice
+from convolve.ops.algorithms._common import blocks, tap_slice
+from convolve.runtime import parallel, scratch
 from convolve.shapes import PoolGeometry, pool_geometry
 from convolve.tensor import data, needs_grad, record
 

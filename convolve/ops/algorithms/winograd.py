@@ -23,15 +23,11 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from convolve.ops.algorithms import _common
-from convolve.ops.algorithms._common import (
-    blocks,
-    require,
-    run_chunks,
-    scratch,
-    transposed_kernel,
-    workspace_budget,
-)
+from convolve import runtime
+from convolve.ops.algorithms._common import blocks, transposed_kernel, workspace_budget
+from convolve.ops.algorithms.method import PaddedInput
+from convolve.runtime import run_chunks, scratch
+from convolve.shapes import ConvGeometry
 
 # Chunks of tiles small enough to stay in cache through the three products (measured:
 # 1-4 MB chunks ran 1.2-1.5x faster than whole batches), but of at least CHUNK_TILES tiles
@@ -39,12 +35,12 @@ from convolve.ops.algorithms._common import (
 # (C_in, C_out) transformed filter, which with 16 tiles per chunk took longer than the
 # multiplications (8x14x14x256->256: 41 ms in chunks of 16 tiles, 16 ms in chunks of 64).
 # Chunks never hold fewer tiles than that to split the work evenly over the threads, and
-# their workspace stays within the larger of the usual budget and WORKSPACE_FLOOR. A chunk
+# their workspace stays within the larger of the usual budget and TILE_WORKSPACE_BYTES. A chunk
 # alternates between two scratch buffers, each stage overwriting the one before last:
 # input tiles -> "a", V -> "b", the products M -> "a", the output tiles -> "b".
 CHUNK_BYTES = 4 << 20
 CHUNK_TILES = 256
-WORKSPACE_FLOOR = 32 << 20
+TILE_WORKSPACE_BYTES = 32 << 20
 
 _MATRICES = {
     2: (
@@ -75,7 +71,14 @@ def _placed(a: np.ndarray, size: tuple[int, int], at: tuple[int, int],
 
 
 class Winograd:
-    """The F(m x m, 3 x 3) algorithm, with the module interface of every conv method."""
+    """Winograd F(m x m, 3 x 3) (module docstring), a conv method.
+
+    Cost: ``(m + 2)^2 / m^2`` multiply-adds per output pixel and channel pair, against 9
+    for im2col (F(2x2) 4, F(4x4) 2.25), in batched BLAS products, plus the transforms
+    (``O(C_in + C_out)`` per tile). Workspace: two scratch buffers per thread holding one
+    chunk of tiles (about ``CHUNK_BYTES``, all threads within the larger of
+    ``workspace_budget`` and ``TILE_WORKSPACE_BYTES``) and the transformed filter
+    ``U``. 3x3 kernels, stride 1, dilation 1 only."""
 
     def __init__(self, m: int, name: str) -> None:
         bt, g, at = (np.array(a, dtype=np.float64) for a in _MATRICES[m])
@@ -85,10 +88,11 @@ class Winograd:
     def _matrix(self, key: str, dtype: np.dtype) -> np.ndarray:
         return self._kron[key].astype(dtype, copy=False)
 
-    def _check(self, kernel: tuple[int, ...], stride: tuple[int, int],
-               dilation: tuple[int, int]) -> None:
-        require(tuple(kernel) == (3, 3) and stride == (1, 1) and dilation == (1, 1),
-                self.name, "a 3x3 kernel with stride 1 and dilation 1; received kernel "
+    def supports(self, geometry: ConvGeometry) -> str | None:
+        kernel, stride, dilation = geometry.weight_shape[:2], geometry.stride, geometry.dilation
+        if kernel == (3, 3) and stride == (1, 1) and dilation == (1, 1):
+            return None
+        return ("a 3x3 kernel with stride 1 and dilation 1; received kernel "
                 f"{kernel[0]}x{kernel[1]}, stride {stride}, dilation {dilation}")
 
     def filter_transform(self, w: np.ndarray, groups: int) -> np.ndarray:
@@ -99,10 +103,9 @@ class Winograd:
                                   w.dtype))
         return u.reshape(-1, cg, groups, c_out // groups).transpose(0, 2, 1, 3)
 
-    def forward(self, xp: np.ndarray, w: np.ndarray, *, stride: tuple[int, int],
-                dilation: tuple[int, int], groups: int,
-                out_hw: tuple[int, int]) -> np.ndarray:
-        self._check(w.shape[:2], stride, dilation)
+    def forward(self, x: PaddedInput, w: np.ndarray, geometry: ConvGeometry) -> np.ndarray:
+        """The input padded up to whole tiles, then ``_tiles``."""
+        xp, out_hw, groups = x.array, geometry.out_hw, geometry.groups
         hp, wp = xp.shape[1:3]
         grid = self._grid(out_hw)
         if (hp, wp) != grid:
@@ -112,13 +115,11 @@ class Winograd:
             y = np.ascontiguousarray(y[:, :out_hw[0], :out_hw[1]])
         return y
 
-    def grad_input(self, g: np.ndarray, w: np.ndarray, *, xp_shape: tuple[int, ...],
-                   stride: tuple[int, int], dilation: tuple[int, int],
-                   groups: int) -> np.ndarray:
+    def grad_input(self, g: np.ndarray, w: np.ndarray, geometry: ConvGeometry) -> np.ndarray:
         """The transposed convolution: ``g`` zero-padded by 2 on every side (and up to
         whole tiles), correlated with the flipped kernel whose in/out channels are
         swapped."""
-        self._check(w.shape[:2], stride, dilation)
+        xp_shape, groups = geometry.padded_shape, geometry.groups
         gp = _placed(g, self._grid(xp_shape[1:3]), (2, 2), "winograd.input")
         dxp = self._tiles(gp, transposed_kernel(w, groups), groups)
         return dxp[:, :xp_shape[1], :xp_shape[2]]
@@ -136,8 +137,8 @@ class Winograd:
         t = self.m + 2
         tile_bytes = t * t * 2 * (c + c_out) * itemsize
         tiles = max(CHUNK_TILES, CHUNK_BYTES // tile_bytes)
-        tiles = min(tiles, -(-n * th * tw // _common.THREADS))
-        budget = max(workspace_budget(output_bytes), WORKSPACE_FLOOR) // _common.THREADS
+        tiles = min(tiles, -(-n * th * tw // runtime.THREADS))
+        budget = max(workspace_budget(output_bytes), TILE_WORKSPACE_BYTES) // runtime.THREADS
         tiles = max(tw, min(tiles, budget // tile_bytes))
         return list(blocks(n, th, tw * tile_bytes, tiles * tile_bytes))
 
@@ -190,14 +191,13 @@ class Winograd:
         run_chunks(run, self._chunks(n, th, tw, c, c_out, xp.itemsize, y.nbytes))
         return y
 
-    def grad_weight(self, xp: np.ndarray, g: np.ndarray, *, w_shape: tuple[int, ...],
-                    stride: tuple[int, int], dilation: tuple[int, int],
-                    groups: int) -> np.ndarray:
+    def grad_weight(self, xp: np.ndarray, g: np.ndarray,
+                    geometry: ConvGeometry) -> np.ndarray:
         """The forward's products run backwards: per tile, ``dM = A g A^T`` (the output
         gradient sent back through the output transform), ``dU[p] = V[p]^T @ dM[p]``
         summed over tiles, then ``dw = G^T dU G``: (m + 2)^2 / (9 m^2) of im2col's
         multiplications."""
-        self._check(w_shape[:2], stride, dilation)
+        w_shape, groups = geometry.weight_shape, geometry.groups
         m, t = self.m, self.m + 2
         n, hp, wp, c = xp.shape
         c_out = w_shape[3]
