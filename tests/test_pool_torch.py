@@ -100,10 +100,10 @@ def test_2x2_stride_2_matches_torch_exactly(name, block_bytes, monkeypatch):
     """The 2x2 path's maxima and first-maximum gradients equal PyTorch's, in one block and
     in one block per output row split over threads."""
     from convolve import runtime
-    from convolve.ops import pool
+    from convolve.ops import pool_fast
 
     if block_bytes is not None:
-        monkeypatch.setattr(pool, "PAIR_BLOCK_BYTES", block_bytes)
+        monkeypatch.setattr(pool_fast, "PAIR_BLOCK_BYTES", block_bytes)
         monkeypatch.setattr(runtime, "THREADS", 2)
     x = _pool_2x2_inputs()[name]
     xt = Tensor(x, requires_grad=True)
