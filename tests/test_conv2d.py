@@ -88,6 +88,7 @@ def test_arrays_in_array_out_tensor_in_tensor_out():
 def test_large_chunked_input_matches_reference(monkeypatch):
     """Row-block chunking (one image larger than the workspace) gives exact results: with
     64 KB patch matrices gemm's forward runs one output row per chunk."""
+    from convolve import runtime
     from convolve.ops.algorithms import gemm
 
     rng = np.random.default_rng(0)
@@ -95,8 +96,8 @@ def test_large_chunked_input_matches_reference(monkeypatch):
     w = rng.standard_normal((3, 3, 8, 4))
     monkeypatch.setattr(gemm, "CHUNK_BYTES", 1 << 16)
     monkeypatch.setattr(gemm, "CHUNK_PIXELS", 64)
-    chunk_lists, run_chunks = [], gemm.run_chunks
-    monkeypatch.setattr(gemm, "run_chunks",
+    chunk_lists, run_chunks = [], runtime.run_chunks
+    monkeypatch.setattr(runtime, "run_chunks",
                         lambda run, chunks: chunk_lists.append(chunks) or run_chunks(run, chunks))
     y = convolve.conv2d(x, w, padding="same", algorithm="gemm", stride=(2, 1))
     assert chunk_lists == [[(n, n + 1, h, h + 1) for n in range(2) for h in range(100)]]

@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 
 from convolve import _args, runtime
-from convolve.runtime import run_chunks, single_threaded_blas
 from convolve.tensor import data, needs_grad, record
 
 
@@ -76,9 +75,9 @@ def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         for r0, r1 in chunks:
             np.matmul(a[r0:r1], b, out=out[r0:r1])
 
-    with single_threaded_blas():
+    with runtime.single_threaded_blas():
         if parts == 1:
             np.matmul(a, b, out=out)
         else:
-            run_chunks(run, list(itertools.pairwise(bounds)))
+            runtime.run_chunks(run, list(itertools.pairwise(bounds)))
     return out

@@ -21,7 +21,6 @@ from convolve.ops.algorithms._common import (
     workspace_budget,
 )
 from convolve.ops.algorithms.method import PaddedInput
-from convolve.runtime import run_chunks, scratch
 from convolve.shapes import ConvGeometry
 
 
@@ -91,7 +90,7 @@ def _patches(xp: np.ndarray, chunk: tuple[int, int, int, int], kernel: tuple[int
         patches = _channels_first_patches(rows, kernel, (h1 - h0, out_w), stride, dilation)
         return patches.reshape(kernel[0] * kernel[1] * c, -1).T[None]
     view = windows(rows, kernel, (h1 - h0, out_w), stride, dilation, groups)
-    patches = scratch("gemm.patches", (groups, *view.shape[:5], c // groups), xp.dtype)
+    patches = runtime.scratch("gemm.patches", (groups, *view.shape[:5], c // groups), xp.dtype)
     np.copyto(patches, view.transpose(5, 0, 1, 2, 3, 4, 6))
     return patches.reshape(groups, -1, kernel[0] * kernel[1] * (c // groups))
 
@@ -111,11 +110,11 @@ def _channels_first_patches(rows: np.ndarray, kernel: tuple[int, int],
     sh, sw = stride
     phases = sw if dilation[1] == 1 else 1
     width = -(-wr // phases)
-    planes = scratch("gemm.planes", (c, phases, n, hr, width), rows.dtype)
+    planes = runtime.scratch("gemm.planes", (c, phases, n, hr, width), rows.dtype)
     for b in range(phases):
         np.copyto(planes[:, b, :, :, :len(range(b, wr, phases))],
                   rows[:, :, b::phases].transpose(3, 0, 1, 2))
-    patches = scratch("gemm.patches", (*kernel, c, n, *out_hw), rows.dtype)
+    patches = runtime.scratch("gemm.patches", (*kernel, c, n, *out_hw), rows.dtype)
     s_c, _, s_n, s_r, s_q = planes.strides
     for b in range(min(phases, kernel[1])):
         taps = patches[:, b::phases]
@@ -135,7 +134,7 @@ def _forward(xp: np.ndarray, w: np.ndarray, *, stride: tuple[int, int],
         # One product, which BLAS threads itself (8x56x56x64->128 1x1/2: 1.16 ms in
         # chunks on two threads, 0.81 as one copy and one product).
         pixels = _pixels(xp, out_hw, stride)
-        run_chunks(lambda _: np.matmul(pixels, w[0, 0], out=y.reshape(-1, c_out)), [None])
+        runtime.run_chunks(lambda _: np.matmul(pixels, w[0, 0], out=y.reshape(-1, c_out)), [None])
         return y
     wmat = _weight_matrix(w, groups)
 
@@ -149,7 +148,7 @@ def _forward(xp: np.ndarray, w: np.ndarray, *, stride: tuple[int, int],
             else:
                 target[...] = np.matmul(patches, wmat).transpose(1, 0, 2).reshape(-1, c_out)
 
-    run_chunks(run, _chunk_list(n, xp.shape[3], xp.itemsize, w.shape[:2], out_hw, y.nbytes))
+    runtime.run_chunks(run, _chunk_list(n, xp.shape[3], xp.itemsize, w.shape[:2], out_hw, y.nbytes))
     return y
 
 
@@ -164,7 +163,7 @@ def _grad_weight(xp: np.ndarray, g: np.ndarray, *, w_shape: tuple[int, ...],
     if (kh, kw) == (1, 1) and groups == 1:  # one product, as the forward's
         pixels = _pixels(xp, out_hw, stride)
         dw = np.empty((cg, c_out), dtype=np.result_type(xp, g))
-        run_chunks(lambda _: np.matmul(pixels.T, g.reshape(-1, c_out), out=dw), [None])
+        runtime.run_chunks(lambda _: np.matmul(pixels.T, g.reshape(-1, c_out), out=dw), [None])
         return dw.reshape(w_shape)
     partials: list[np.ndarray] = []
 
@@ -189,7 +188,7 @@ def _grad_weight(xp: np.ndarray, g: np.ndarray, *, w_shape: tuple[int, ...],
         share = -(-n * out_hw[0] * out_hw[1] // runtime.THREADS) * k_bytes
         budget = max(workspace_budget(g.nbytes), WEIGHT_GRADIENT_WORKSPACE_BYTES) // runtime.THREADS
         chunks = list(blocks(n, out_hw[0], out_hw[1] * k_bytes, min(share, budget)))
-    run_chunks(run, chunks)
+    runtime.run_chunks(run, chunks)
     partials = [p for p in partials if p is not None]  # None: no chunk (an empty batch)
     dw = (sum(partials[1:], partials[0]) if partials
           else np.zeros((groups, kh * kw * cg, og), dtype=xp.dtype))
@@ -231,7 +230,7 @@ def _grad_input(g: np.ndarray, w: np.ndarray, *, xp_shape: tuple[int, ...],
         for chunks in parts:
             for n0, n1, h0, h1 in chunks:
                 gblock = g[n0:n1, h0:h1].reshape(-1, groups, og).transpose(1, 2, 0)
-                cols = np.matmul(wmat, gblock, out=scratch(
+                cols = np.matmul(wmat, gblock, out=runtime.scratch(
                     "gemm.cols", (groups, kh * kw * cg, gblock.shape[2]), g.dtype))
                 cols = cols.reshape(groups, kh, kw, cg, n1 - n0, h1 - h0, out_w)
                 for r in range(kh):
@@ -245,7 +244,7 @@ def _grad_input(g: np.ndarray, w: np.ndarray, *, xp_shape: tuple[int, ...],
             for (a, b), phase in phases.items():
                 dxp[n0:n1, a::sh, b::sw] = phase[:, n0:n1].transpose(1, 2, 3, 0)
 
-    run_chunks(run, list(images.values()))
+    runtime.run_chunks(run, list(images.values()))
     return dxp
 
 
@@ -267,14 +266,15 @@ def _grad_input_1x1(g: np.ndarray, w: np.ndarray, xp_shape: tuple[int, ...],
             else:
                 target[...] = np.matmul(g2, wt).reshape(target.shape)
 
-        run_chunks(product, [None])
+        runtime.run_chunks(product, [None])
         return dxp
 
     def run(chunks: list[tuple[int, int, int, int]]) -> None:
         for n0, n1, h0, h1 in chunks:
             target[n0:n1, h0:h1] = grouped_matmul(g[n0:n1, h0:h1], wt, groups)
 
-    run_chunks(run, _chunk_list(n, g.shape[3], g.itemsize, (1, 1), (out_h, out_w), g.nbytes))
+    chunks = _chunk_list(n, g.shape[3], g.itemsize, (1, 1), (out_h, out_w), g.nbytes)
+    runtime.run_chunks(run, chunks)
     return dxp
 
 

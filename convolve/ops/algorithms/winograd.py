@@ -26,7 +26,6 @@ from numpy.lib.stride_tricks import as_strided
 from convolve import runtime
 from convolve.ops.algorithms._common import blocks, transposed_kernel, workspace_budget
 from convolve.ops.algorithms.method import PaddedInput
-from convolve.runtime import run_chunks, scratch
 from convolve.shapes import ConvGeometry
 
 # Chunks of tiles small enough to stay in cache through the three products (measured:
@@ -64,7 +63,7 @@ def _placed(a: np.ndarray, size: tuple[int, int], at: tuple[int, int],
     (only the border is zeroed: a fresh array's page faults cost as much as the copy)."""
     n, h, w, c = a.shape
     (i, j), (hh, ww) = at, size
-    out = scratch(slot, (n, hh, ww, c), a.dtype)
+    out = runtime.scratch(slot, (n, hh, ww, c), a.dtype)
     out[:, :i], out[:, i + h:], out[:, i:i + h, :j], out[:, i:i + h, j + w:] = 0, 0, 0, 0
     out[:, i:i + h, j:j + w] = a
     return out
@@ -99,7 +98,7 @@ class Winograd:
         """``w: (3, 3, cg, groups * og)`` -> ``U: ((m + 2)^2, groups, cg, og)``."""
         _, _, cg, c_out = w.shape
         u = np.matmul(self._matrix("G", w.dtype), w.reshape(9, cg * c_out),
-                      out=scratch("winograd.u", (self._kron["G"].shape[0], cg * c_out),
+                      out=runtime.scratch("winograd.u", (self._kron["G"].shape[0], cg * c_out),
                                   w.dtype))
         return u.reshape(-1, cg, groups, c_out // groups).transpose(0, 2, 1, 3)
 
@@ -154,10 +153,10 @@ class Winograd:
         the Kronecker matrix ``b``: ``(t * t, nb * rh * tw, groups, C // groups)``."""
         t = self.m + 2
         nb, rh, tw, _, _, c = tiles.shape
-        d = scratch("winograd.a", (t, t, nb, rh, tw, c), tiles.dtype)
+        d = runtime.scratch("winograd.a", (t, t, nb, rh, tw, c), tiles.dtype)
         np.copyto(d, tiles.transpose(3, 4, 0, 1, 2, 5))
         v = np.matmul(b, d.reshape(t * t, -1),
-                      out=scratch("winograd.b", (t * t, nb * rh * tw * c), tiles.dtype))
+                      out=runtime.scratch("winograd.b", (t * t, nb * rh * tw * c), tiles.dtype))
         return v.reshape(t * t, nb * rh * tw, groups, c // groups)
 
     def _tiles(self, xp: np.ndarray, w: np.ndarray, groups: int) -> np.ndarray:
@@ -178,17 +177,17 @@ class Winograd:
                 count = nb * rh * tw
                 v = self._input_transform(b, tiles[n0:n1, h0:h1], groups)
                 if groups == 1:
-                    prod = np.matmul(v[:, :, 0], u[:, 0], out=scratch(
+                    prod = np.matmul(v[:, :, 0], u[:, 0], out=runtime.scratch(
                         "winograd.a", (t * t, count, c_out), xp.dtype))
                 else:
                     prod = np.matmul(v.transpose(0, 2, 1, 3), u).transpose(0, 2, 1, 3)
-                out = np.matmul(a, prod.reshape(t * t, -1), out=scratch(
+                out = np.matmul(a, prod.reshape(t * t, -1), out=runtime.scratch(
                     "winograd.b", (m * m, count * c_out), xp.dtype))
                 out = out.reshape(m, m, nb, rh, tw, c_out)
                 target = y[n0:n1, h0 * m:h1 * m].reshape(nb, rh, m, tw, m, c_out)
                 np.copyto(target, out.transpose(2, 3, 0, 4, 1, 5))
 
-        run_chunks(run, self._chunks(n, th, tw, c, c_out, xp.itemsize, y.nbytes))
+        runtime.run_chunks(run, self._chunks(n, th, tw, c, c_out, xp.itemsize, y.nbytes))
         return y
 
     def grad_weight(self, xp: np.ndarray, g: np.ndarray,
@@ -218,16 +217,16 @@ class Winograd:
                 nb, rh = n1 - n0, h1 - h0
                 count = nb * rh * tw
                 v = self._input_transform(b, tiles[n0:n1, h0:h1], groups)
-                gt = scratch("winograd.a", (m, m, nb, rh, tw, c_out), g.dtype)
+                gt = runtime.scratch("winograd.a", (m, m, nb, rh, tw, c_out), g.dtype)
                 np.copyto(gt, g[n0:n1, h0 * m:h1 * m].reshape(nb, rh, m, tw, m, c_out)
                           .transpose(2, 4, 0, 1, 3, 5))
-                dm = np.matmul(a_t, gt.reshape(m * m, -1), out=scratch(
+                dm = np.matmul(a_t, gt.reshape(m * m, -1), out=runtime.scratch(
                     "winograd.dm", (t * t, count * c_out), g.dtype))
                 dm = dm.reshape(t * t, count, groups, og)
                 du += np.matmul(v.transpose(0, 2, 3, 1), dm.transpose(0, 2, 1, 3))
             partials.append(du)
 
-        run_chunks(run, self._chunks(n, th, tw, c, c_out, xp.itemsize, g.nbytes))
+        runtime.run_chunks(run, self._chunks(n, th, tw, c, c_out, xp.itemsize, g.nbytes))
         du = sum(partials[1:], partials[0])
         dw = self._matrix("G", xp.dtype).T @ du.transpose(0, 2, 1, 3).reshape(t * t, -1)
         return dw.reshape(w_shape)
