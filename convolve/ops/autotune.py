@@ -1,7 +1,7 @@
-"""Optional one-time timing of the conv methods per shape, like PyTorch's
-``torch.backends.cudnn.benchmark``: off by default.
+"""Autotuning: optional one-time timing of the conv methods per shape (off by default).
 
-With autotuning on, ``algorithm="auto"`` times every method that can do a shape, once per
+Like PyTorch's ``torch.backends.cudnn.benchmark``: with autotuning on, ``algorithm="auto"``
+times every method that supports a shape (``ConvMethod.supports``), once per
 shape and dtype, on random arrays of that shape: each pass (forward, input gradient,
 weight gradient) separately, the best of ``REPEATS`` calls after an untimed one, and keeps
 the fastest for the rest of the process. The first call of each new shape pays for the

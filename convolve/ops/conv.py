@@ -1,5 +1,4 @@
-"""conv2d and conv_transpose2d: validation, padding, then a conv method's passes; each
-forward beside its backward."""
+"""conv2d and conv_transpose2d: checks, then a conv method's passes, forward beside backward."""
 
 from __future__ import annotations
 

@@ -115,14 +115,14 @@ class _ShiftAdd:
         dtype = self.x.dtype
         window = scratch("depthwise.window", ((rows - 1) * sh + span, wp, c), dtype)
         partial = scratch("depthwise.partial", (rows, wp, c), dtype)
-        sums = scratch("depthwise.sums", (rows, wp, c), dtype)
+        acc = scratch("depthwise.acc", (rows, wp, c), dtype)
         tmp = scratch("depthwise.tmp", (rows, wp, c), dtype)
         made: dict[int, tuple[np.ndarray, list[_Pass]]] = {}
         for b, i0, i1 in blocks:
             count = i1 - i0
             if count not in made:
                 xb = window[:(count - 1) * sh + span]
-                made[count] = xb, (self._flat_passes(xb, partial[:count], sums[:count])
+                made[count] = xb, (self._flat_passes(xb, partial[:count], acc[:count])
                                    if self.stride == (1, 1)
                                    else self._strided_passes(xb, count, partial[:count]))
             xb, passes = made[count]

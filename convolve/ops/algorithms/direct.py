@@ -1,5 +1,4 @@
-"""Direct convolution: one grouped product per kernel tap, accumulated (``DIRECT``), and
-depthwise filtering as a conv method (``DEPTHWISE``).
+"""The per-tap conv methods: direct convolution (``DIRECT``) and depthwise (``DEPTHWISE``).
 
 Tap ``(r, s)`` reads a strided slice of the padded input, ``(N, H_out, W_out, C_in)``, and
 multiplies it by ``w[r, s]: (C_in // groups, C_out)``. No patch matrix; the workspace is
