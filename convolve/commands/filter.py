@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from convolve import filters
+from convolve import checkpoint, filters
 from convolve.commands import IMAGE_HELP, MODE_HELP, CommandError, read_input_image
 
 KERNEL_TEXT_HELP = ("rows separated by ';', numbers by ',', e.g. '1,0,-1;2,0,-2;1,0,-1' "
@@ -42,7 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="map -m..m to black..white with 0 mid-grey, m = max |result| "
                             "(signed results such as sobel_x)")
     parser.add_argument("-o", "--output", required=True, metavar="OUT",
-                        help="image file to write; the format follows the suffix")
+                        help="image file to write; the format follows the suffix (.png, .jpg, "
+                             ".tif, .bmp, .webp, ...)")
     parser.set_defaults(run=run)
 
 
@@ -67,6 +68,9 @@ def load_kernel_file(path: str) -> np.ndarray:
     except FileNotFoundError:
         raise FileNotFoundError(f"kernel file not found: {path}") from None
     except (OSError, ValueError, EOFError) as error:
+        refused = checkpoint.refused_pickle(error)
+        if refused:
+            raise CommandError(f"kernel file {path} {refused}") from None
         raise CommandError(f"cannot read kernel file {path} as .npy: {error}") from None
     if not isinstance(array, np.ndarray):  # an .npz archive
         array.close()
@@ -99,6 +103,7 @@ def chosen_kernel(args: argparse.Namespace) -> str | np.ndarray:
 def run(args: argparse.Namespace) -> int:
     from convolve import io
 
+    io.image_format(args.output)  # a suffix no format has is refused before any work
     kernel = chosen_kernel(args)
     image = read_input_image(args.input)
     result = filters.apply(image, kernel, mode=args.mode)
