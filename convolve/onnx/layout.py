@@ -67,8 +67,7 @@ class Value:
 
     @property
     def dtype(self) -> np.dtype:
-        return np.asarray(data(self.data)).dtype if not isinstance(self.data, Tensor) \
-            else self.data.dtype
+        return np.asarray(data(self.data)).dtype
 
     def axis(self, logical: int) -> int:
         """The physical position of logical axis ``logical`` (negative counts from the end)."""
