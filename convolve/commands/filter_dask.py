@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from convolve import bigio, filters
+from convolve import bigio, filters, runtime
 from convolve.commands import CommandError, read_input_image
 
 DEFAULT_CHUNK = 2048
@@ -155,6 +155,7 @@ def _run_stream(path: str, args: argparse.Namespace, kernel: str | np.ndarray) -
                            "once; a streamed .zarr or .tif output keeps the filter's values")
     chunk = _chunk(args.chunk, kernel, tiff=target == "tiff")
     bigio.check_output(args.output, overwrite=args.overwrite)
+    runtime.return_freed_memory()  # each chunk's arrays live once: give them back at once
     if bigio.kind(path) is None:  # a PNG, JPEG, ... to Zarr: read whole, filtered lazily
         import dask.array as da
 
