@@ -102,6 +102,8 @@ LAYOUT_CASES = {
                          helper.make_node("Reshape", ["c", "shape"], ["y"])],
                         {"zero": np.array(0, np.int64), "ax0": np.array([0], np.int64),
                          "minus1": np.array([-1], np.int64)}),
+    "relu6_fused_in_place": ([helper.make_node("Clip", ["c", "lo", "hi"], ["y"])],
+                             {"lo": np.array(0, np.float32), "hi": np.array(0.5, np.float32)}),
     "channel_shuffle": ([helper.make_node("Reshape", ["c", "s1"], ["r1"]),
                          helper.make_node("Transpose", ["r1"], ["t"], perm=[0, 2, 1, 3, 4]),
                          helper.make_node("Reshape", ["t", "s2"], ["r2"]),

@@ -126,7 +126,9 @@ class OnnxModel(Module):
                 self.register_buffer(name, array.copy())
             else:
                 constants[name] = array
-        self.steps = fuse(self._fold(nodes, specs, constants), set(self.output_names))
+        steps = self._fold(nodes, specs, constants)
+        ready = {*constants, *self._parameters, *self._buffers}
+        self.steps = fuse(steps, set(self.output_names), ready)
         self.constants = constants
         self._last_use = self._lifetimes()
         self.eval()
