@@ -243,6 +243,17 @@ def data_parallel(comm: Any = None, *, sync_batchnorm: bool = True) -> DataParal
 
 
 @contextlib.contextmanager
+def root_first(parallel: DataParallel | None) -> Iterator[None]:
+    """Rank 0 runs this block before the other processes do (e.g. a download into a cache
+    they share); the block as is for one process."""
+    if parallel is not None and not parallel.is_root:
+        parallel.comm.Barrier()
+    yield
+    if parallel is not None and parallel.is_root:
+        parallel.comm.Barrier()
+
+
+@contextlib.contextmanager
 def resume_source(path: str | os.PathLike, parallel: DataParallel | None
                   ) -> Iterator[str | os.PathLike | None]:
     """The checkpoint to resume from: ``path`` when it exists (rank 0's file under MPI,

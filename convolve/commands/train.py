@@ -73,8 +73,9 @@ def _run(args: argparse.Namespace, parallel: distributed.DataParallel | None) ->
     if args.data_dir is not None and not os.path.isdir(args.data_dir) and not args.download:
         raise CommandError(f"--data-dir {args.data_dir!r} is not a folder")
     model_name = args.model or default_model
-    dataset = (data.embedded_mnist() if loader_name == "embedded-mnist" else
-               data.load(loader_name, args.data_dir, download=args.download))
+    with distributed.root_first(parallel if args.download else None):  # one download
+        dataset = (data.embedded_mnist() if loader_name == "embedded-mnist" else
+                   data.load(loader_name, args.data_dir, download=args.download))
     model = models.get_model(model_name, input_shape=dataset.image_shape,
                              num_classes=len(dataset.classes), seed=args.seed)
     defaults = models.training_defaults(model_name)
