@@ -65,10 +65,14 @@ def run(model: str, processes: int, threads: int, epochs: int, folder: Path) -> 
     return result
 
 
-def weight_difference(path: Path, reference: Path) -> float:
+def weight_difference(path: Path, reference: Path) -> str:
+    """The largest absolute difference of any model array from the reference run's, with
+    the array's name and the difference relative to the array's largest magnitude."""
     arrays, expected = checkpoint.read_arrays(path), checkpoint.read_arrays(reference)
-    return max(float(np.max(np.abs(arrays[k].astype(np.float64) - expected[k])))
-               for k in expected if k.startswith("model."))
+    worst = max((float(np.max(np.abs(arrays[k].astype(np.float64) - expected[k]))), k)
+                for k in expected if k.startswith("model."))
+    scale = float(np.max(np.abs(expected[worst[1]])))
+    return f"{worst[0]:.1e} ({worst[1][len('model.'):]}, {worst[0] / scale:.0e} relative)"
 
 
 def main() -> None:
@@ -98,7 +102,7 @@ def main() -> None:
                     f"{r['images_per_second'] / base['images_per_second']:.2f} | "
                     f"{r['test_accuracy']:.4f} | "
                     f"{'-' if comm is None else f'{comm * 1e3:.2f}'} | "
-                    f"{weight_difference(r['checkpoint'], base['checkpoint']):.2e} |")
+                    f"{weight_difference(r['checkpoint'], base['checkpoint'])} |")
     body = (f"`convolve train` on the embedded MNIST subset, {args.epochs} epoch(s), global "
             "batch 64; images/s of training only.\n\n" + "\n".join(rows))
     write(args.out, "Data-parallel training over MPI", body)

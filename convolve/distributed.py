@@ -49,6 +49,10 @@ def launched_size() -> int:
 
 
 def _mpi() -> Any:
+    # A process waiting in a collective gives its core away instead of spinning: on a busy
+    # or oversubscribed machine the spinning took the core the slower process needed (2
+    # processes on 2 shared cores: 134 ms per mnist_cnn step waiting, 48 ms yielding).
+    os.environ.setdefault("OMPI_MCA_mpi_yield_when_idle", "1")
     try:
         from mpi4py import MPI
     except ImportError:
