@@ -67,8 +67,8 @@ def batch_norm(
         (gamma, "gamma"), (beta, "beta"), (running_mean, "running_mean"),
         (running_var, "running_var")))
     count = xa.size // c
-    x2, r = widen(xa)
-    across = _summed_over_processes(allreduce)  # (M / r, r * C): per-channel work in long rows
+    x2, r = widen(xa)  # (M / r, r * C): per-channel work in long rows
+    across = _summed_over_processes(allreduce)
 
     def blocks(fn: Any) -> list[Any]:
         """``fn`` over row blocks of ``x2``'s size, one per thread."""
