@@ -1,13 +1,16 @@
 """Argument normalisation: the one place that turns user settings into canonical form.
 
-Every int-or-pair setting, padding spec, padding mode and dtype check goes through here,
-and this module owns the error text for them.
+Every int-or-pair setting, padding spec, padding mode, flag and dtype check goes through
+here, and this module owns the error text for them, as for sizes that cannot fit in memory
+(``check_fits``).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
+import os
 from typing import Any
 
 import numpy as np
@@ -113,6 +116,15 @@ def integer(value: Any, name: str, *, minimum: int = 1, odd: bool = False) -> in
         what = f"an odd int >= {minimum}" if odd else f">= {minimum}"
         raise ValueError(f"{name} must be {what}; received {value!r}")
     return int(value)
+
+
+def flag(value: Any, name: str) -> bool:
+    """A boolean setting: ``True``, ``False`` or a NumPy bool, as a Python bool. Anything
+    else (``"no"``, ``0``, ``None``) is refused, since its truth value is rarely what was
+    meant."""
+    if type(value) is bool or isinstance(value, np.bool_):
+        return bool(value)
+    raise TypeError(f"{name} must be a bool (True or False); received {describe(value)}")
 
 
 def _real(value: Any, name: str) -> float:
@@ -227,3 +239,36 @@ def fraction(value: Any, name: str) -> float:
     if not 0 <= value <= 1:
         raise ValueError(f"{name} must be a number in [0, 1]; received {value!r}")
     return float(value)
+
+
+@functools.cache
+def memory_budget() -> int | None:
+    """The machine's physical memory in bytes (None where the system does not say): no
+    single array larger than this can be made without swapping or being killed."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # not POSIX, or no such setting
+        return None
+
+
+def _bytes_text(count: int) -> str:
+    units = ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+    scaled, unit = float(count), 0
+    while scaled >= 1024 and unit < len(units) - 1:
+        scaled, unit = scaled / 1024, unit + 1
+    human = f" ({scaled:.1f} {units[unit]})" if unit else ""
+    return f"{count:,} bytes{human}"
+
+
+def check_fits(shape: tuple[int, ...], dtype: Any, what: str) -> int:
+    """The bytes an array of ``shape`` and ``dtype`` needs; a ValueError (saying how many,
+    and ``what`` the array is, e.g. ``"the box_blur kernel"``) when that is more than the
+    machine's memory. Call it before allocating anything sized by the user."""
+    itemsize = np.dtype(dtype).itemsize
+    needed = math.prod(int(n) for n in shape) * itemsize  # Python ints: no overflow
+    budget = memory_budget()
+    if budget is not None and needed > budget:
+        raise ValueError(
+            f"{what} of shape {tuple(int(n) for n in shape)} ({np.dtype(dtype)}) would need "
+            f"{_bytes_text(needed)}, more than this machine's memory of {_bytes_text(budget)}")
+    return needed

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import convolve
 from convolve.commands import CommandError
@@ -14,12 +15,23 @@ from convolve.commands import CommandError
 # Each module defines ``register(subparsers)``, which adds its parser and sets ``run``.
 COMMANDS = ("explain", "filter", "featuremaps", "summary", "train", "bench")
 
+# A value made of numbers that starts with "-", e.g. "-1,28,28,1" or "-1,0,1;-2,0,2".
+_NUMBERS = re.compile(r"^-[\d.][\d.,;eE+\- ]*$")
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse with its usage errors on one line, as every other error (subcommand parsers
     are made of the same class)."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Values such as "-1,28,28,1" or "-1,0,1;-2,0,2" are numbers, as argparse takes "-1":
+        # none of our options starts with "-" and a digit.
+        self._negative_number_matcher = _NUMBERS
+
     def error(self, message: str) -> NoReturn:
+        if message.endswith("expected one argument"):
+            message += " (attach a value that starts with '-' with '=', e.g. --option=-VALUE)"
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 

@@ -28,6 +28,7 @@ def _identity() -> np.ndarray:
 
 def _box_blur(*, size: int = 3) -> np.ndarray:
     size = _args.integer(size, "size")
+    _args.check_fits((size, size), np.float64, "the box_blur kernel")
     return np.full((size, size), 1.0 / (size * size))
 
 
@@ -36,6 +37,7 @@ def _gaussian_blur(*, sigma: float = 1.0, size: int | None = None) -> np.ndarray
     if size is None:
         size = 2 * math.ceil(3 * sigma) + 1
     size = _args.integer(size, "size", odd=True)
+    _args.check_fits((size, size), np.float64, "the gaussian_blur kernel")
     x = np.arange(size) - size // 2
     g = np.exp(-(x * x) / (2 * sigma * sigma))
     g /= g.sum()
@@ -208,6 +210,9 @@ def _correlate(image: np.ndarray, k: np.ndarray, mode: str) -> np.ndarray:
     pads = same_pads(k.shape)
     check_pads(pads, x.shape[:2], mode, name=f"the padding that a kernel of shape {k.shape} "
                                                "needs")
+    (top, bottom), (left, right) = pads
+    _args.check_fits((x.shape[0] + top + bottom, x.shape[1] + left + right, c), image.dtype,
+                     f"the image padded for a kernel of shape {k.shape}")
     w = np.repeat(k.astype(image.dtype)[:, :, None, None], c, axis=3)
     y = conv2d(x, w, padding=pads, padding_mode=mode, groups=c)
     return y if image.ndim == 3 else y[..., 0]

@@ -58,6 +58,8 @@ def read_image(path: str | os.PathLike, *, dtype: Any = np.float32) -> np.ndarra
     except image_module.UnidentifiedImageError:
         raise ValueError(f"cannot read {os.fspath(path)}: not an image file that Pillow can "
                          "decode") from None
+    except image_module.DecompressionBombError as error:  # a header declaring huge sizes
+        raise ValueError(f"cannot read {os.fspath(path)}: {error}") from None
     except (OSError, SyntaxError, ValueError) as error:  # truncated or damaged data
         raise ValueError(f"cannot read {os.fspath(path)}: {error}") from None
     if image.mode in _SIXTEEN_BIT_MODES:
@@ -127,6 +129,14 @@ def scale_to_unit(image: np.ndarray, normalize: str) -> np.ndarray:
     return 0.5 + image / (2 * m) if m > 0 else np.full_like(image, 0.5)
 
 
+def _normalize_flag(value: Any) -> bool:
+    try:
+        return _args.flag(value, "normalize")
+    except TypeError:
+        raise TypeError(f"normalize must be False, True, {' or '.join(map(repr, NORMALIZE))}; "
+                        f"received {_args.describe(value)}") from None
+
+
 def write_image(path: str | os.PathLike, image: Any, *,
                 normalize: bool | str = False) -> Path:
     """Write a float image as an 8-bit grey or RGB file; the format follows the suffix.
@@ -140,7 +150,7 @@ def write_image(path: str | os.PathLike, image: Any, *,
     Returns:
         The path written.
     """
-    image_module, _ = _pillow()
+    image_format(path)  # refused before any work (and Pillow's absence reported)
     array = _args.float_array(image, "image")
     _check_image_shape(array)
     if not np.isfinite(array).all():
@@ -148,17 +158,37 @@ def write_image(path: str | os.PathLike, image: Any, *,
             f"image must be finite; received {np.count_nonzero(~np.isfinite(array))} "
             "NaN or infinite values"
         )
-    if normalize is True:
-        normalize = "minmax"
+    if not isinstance(normalize, str):
+        normalize = "minmax" if _normalize_flag(normalize) else False
     unit = scale_to_unit(array, normalize) if normalize else array.astype(np.float64)
     pixels = np.rint(np.clip(unit, 0.0, 1.0) * 255).astype(np.uint8)
+    return write_pixels(path, pixels)
+
+
+def image_format(path: str | os.PathLike) -> str:
+    """The image format the suffix of ``path`` names, as Pillow calls it (``"PNG"``,
+    ``"JPEG"``, ...): the one rule for every file of pixels convolve writes. A ValueError
+    for a suffix that names no format Pillow can write (or none)."""
+    image_module, _ = _pillow()
+    suffix = Path(path).suffix.lower()
+    kind = image_module.registered_extensions().get(suffix)
+    if kind is None or kind not in image_module.SAVE:
+        raise ValueError(f"cannot write {os.fspath(path)}: unknown file extension: "
+                         f"{suffix or '(none)'} (use a suffix such as .png or .jpg)")
+    return kind
+
+
+def write_pixels(path: str | os.PathLike, pixels: np.ndarray) -> Path:
+    """Write 8-bit pixels ``(H, W)``, ``(H, W, 1)`` or ``(H, W, 3)`` in the format
+    ``image_format`` names for ``path``; returns the path."""
+    image_module, _ = _pillow()
+    kind = image_format(path)
     if pixels.ndim == 3 and pixels.shape[-1] == 1:
         pixels = pixels[..., 0]
     path = Path(path)
     try:
-        image_module.fromarray(pixels).save(path)
-    except ValueError as error:  # Pillow: unknown file extension
-        raise ValueError(
-            f"cannot write {path}: {error} (use a suffix such as .png or .jpg)"
-        ) from None
+        image_module.fromarray(np.ascontiguousarray(pixels)).save(path, format=kind)
+    except (OSError, ValueError) as error:  # e.g. a format that cannot hold these pixels
+        path.unlink(missing_ok=True)
+        raise ValueError(f"cannot write {path} as {kind}: {error}") from None
     return path

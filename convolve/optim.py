@@ -136,7 +136,7 @@ class SGD(Optimizer):
     def __init__(self, params: Any, lr: float, momentum: float = 0.0, nesterov: bool = False,
                  weight_decay: float = 0.0) -> None:
         self.momentum = _args.real(momentum, "momentum")
-        self.nesterov = bool(nesterov)
+        self.nesterov = _args.flag(nesterov, "nesterov")
         self.weight_decay = _args.real(weight_decay, "weight_decay")
         if self.nesterov and self.momentum == 0:
             raise ValueError("nesterov=True needs momentum > 0; received momentum=0")

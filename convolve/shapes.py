@@ -312,6 +312,7 @@ def pool_geometry(
     (``pool_size // 2``), PyTorch's rule.
     """
     _args.rank(input_shape, "x", _args.IMAGE)
+    ceil_mode = _args.flag(ceil_mode, "ceil_mode")
     kernel = _args.pair(pool_size, "pool_size")
     stride = kernel if stride is None else _args.pair(stride, "stride")
     dilation = _args.pair(dilation, "dilation")
@@ -376,17 +377,50 @@ class Explanation:
                 f"  {self.height}\n  {self.width}")
 
 
+def _floor_sum(count: int, m: int, a: int, b: int) -> int:
+    """``sum((a * i + b) // m for i in range(count))`` in O(log m) steps (the Euclid-like
+    reduction of AtCoder Library's ``floor_sum``), for any integers ``a``, ``b`` and
+    ``m >= 1``."""
+    total = 0
+    while count > 0:
+        q, a = divmod(a, m)
+        total += count * (count - 1) // 2 * q
+        q, b = divmod(b, m)
+        total += count * q
+        top = a * count + b
+        if top < m:
+            break
+        count, b = divmod(top, m)
+        m, a = a, m
+    return total
+
+
 def _explain_axis(axis: str, n: int, k: int, s: int, d: int, p0: int, p1: int,
                   out: int) -> AxisExplanation:
     e = effective_kernel(k, d)
     reached = (out - 1) * s + e  # padded pixels covered by some window
     dropped = max(0, n + p0 - reached)
-    in_padding = 0
-    for i in range(out):
-        taps = range(i * s, i * s + e, d)
-        if not any(p0 <= t < p0 + n for t in taps):
-            in_padding += 1
-    return AxisExplanation(axis, n, k, d, s, p0, p1, out, dropped, e, in_padding)
+    return AxisExplanation(axis, n, k, d, s, p0, p1, out, dropped, e,
+                           out - _windows_touching(n, k, s, d, p0, out))
+
+
+def _windows_touching(n: int, k: int, s: int, d: int, p0: int, out: int) -> int:
+    """How many of the ``out`` windows have a tap on the input, closed-form.
+
+    Window ``i`` has taps at ``i*s + j*d`` (``j < k``) in padded coordinates, the input
+    lying on ``[p0, p0 + n)``. Only windows whose span reaches the input can touch it
+    (``i`` from ``first`` to ``last``); such a window touches it exactly when
+    ``(i*s - p0) mod d < n`` (its first tap at or past ``p0`` is that far past it), and
+    ``[x mod d < n] = floor(x / d) - floor((x - n) / d)`` for ``0 <= n <= d`` turns the
+    count into two floor sums.
+    """
+    first = max(0, -(-(p0 - (k - 1) * d) // s))  # the first window ending at or past p0
+    last = min(out - 1, (p0 + n - 1) // s)  # the last one starting before p0 + n
+    count = last - first + 1
+    if n == 0 or count <= 0:
+        return 0
+    start = first * s - p0
+    return _floor_sum(count, d, s, start) - _floor_sum(count, d, s, start - min(n, d))
 
 
 def explain(

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from convolve import _args
+
 Backward = Callable[[np.ndarray], Sequence["np.ndarray | None"]]
 
 _state = threading.local()
@@ -52,7 +54,7 @@ class Tensor:
 
     def __init__(self, data: Any, requires_grad: bool = False) -> None:
         self.data = np.asarray(data.data if isinstance(data, Tensor) else data)
-        self.requires_grad = bool(requires_grad)
+        self.requires_grad = _args.flag(requires_grad, "requires_grad")
         self.grad: np.ndarray | None = None
         self._inputs: tuple[Any, ...] = ()
         self._backward: Backward | None = None
@@ -185,10 +187,10 @@ class Tensor:
         return _math.getitem(self, index)
 
     def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return _math.sum(self, axis=axis, keepdims=keepdims)
+        return _math.sum(self, axis=axis, keepdims=_args.flag(keepdims, "keepdims"))
 
     def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return _math.mean(self, axis=axis, keepdims=keepdims)
+        return _math.mean(self, axis=axis, keepdims=_args.flag(keepdims, "keepdims"))
 
     def reshape(self, *shape: Any) -> Tensor:
         return _math.reshape(self, shape[0] if len(shape) == 1 else shape)

@@ -68,7 +68,7 @@ class EarlyStopping:
         self.monitor = monitor
         self.patience = _args.integer(patience, "patience")
         self.min_delta = _args.real(min_delta, "min_delta")
-        self.restore_best_weights = restore_best_weights
+        self.restore_best_weights = _args.flag(restore_best_weights, "restore_best_weights")
         self.higher_is_better = "acc" in monitor
         self.best: float | None = None
         self.wait = 0
@@ -288,8 +288,9 @@ def fit(
         NonFiniteLossError: the loss became NaN or infinite (the message names epoch and step).
     """
     epochs = _args.integer(epochs, "epochs")
+    resume, verbose = _args.flag(resume, "resume"), _args.flag(verbose, "verbose")
     if checkpoint_path is not None:  # refused now, not after the first epoch's training
-        checkpoint.check_path(checkpoint_path)
+        checkpoint.check_writable(checkpoint_path)
     loader = _as_loader(train_data, "train_data", batch_size, shuffle=True, seed=seed,
                         augment=augment)
     loss_fn, metric_fns = _resolve_loss(loss), _resolve_metrics(metrics)
@@ -384,6 +385,20 @@ def _train_epoch(model: Module, loader: DataLoader, loss_fn: LossFn,
     return logs
 
 
+# What ``_restore`` needs of a checkpoint's metadata (``checkpoint.validate``); other fields
+# are allowed.
+_SCHEMA = {
+    "format": "str",
+    "epoch": "count",
+    "optimizer": {"type": "str", "numbers": checkpoint.each("scalar")},
+    "schedule": checkpoint.nullable({"base_lr": "number", "epoch": "count"}),
+    "early_stopping": checkpoint.nullable({"best": checkpoint.nullable("number"),
+                                           "wait": "count"}),
+    "history": checkpoint.each(checkpoint.list_of("number")),
+    "generators": checkpoint.each({"bit_generator": "str"}),
+}
+
+
 def _save(path: Any, model: Module, optimizer: optim.Optimizer,
           schedule: optim.LRSchedule | None, early_stopping: EarlyStopping | None,
           history: History, epoch: int) -> None:
@@ -406,6 +421,25 @@ def _save(path: Any, model: Module, optimizer: optim.Optimizer,
     checkpoint.save(path, arrays, meta)
 
 
+def _checked_generator_states(path: Any, model: Module, states: Mapping[str, Any],
+                              ) -> list[tuple[np.random.Generator, Any]]:
+    """``(generator, state)`` for each of the model's generators the checkpoint holds, each
+    state tried on a fresh bit generator of the same kind first."""
+    found = []
+    for name, generator in _generators(model):
+        if name in states:
+            kind = type(generator.bit_generator)
+            try:
+                kind().state = states[name]
+            except (KeyError, TypeError, ValueError) as error:
+                raise checkpoint.CheckpointError(
+                    f"checkpoint {str(path)!r} has malformed metadata: field "
+                    f"'generators.{name}' is not a {kind.__name__} state "
+                    f"({type(error).__name__}: {error})") from None
+            found.append((generator, states[name]))
+    return found
+
+
 def _restore(path: Any, model: Module, optimizer: optim.Optimizer,
              schedule: optim.LRSchedule | None, early_stopping: EarlyStopping | None,
              history: History) -> int:
@@ -414,6 +448,8 @@ def _restore(path: Any, model: Module, optimizer: optim.Optimizer,
         raise checkpoint.CheckpointError(
             f"checkpoint {str(path)!r} is not a training checkpoint (it has no model, "
             "optimizer and epoch); write one with fit(checkpoint_path=...)")
+    checkpoint.validate(meta, _SCHEMA, path)
+    generators = _checked_generator_states(path, model, meta["generators"])
     if meta["optimizer"]["type"] != type(optimizer).__name__:
         raise checkpoint.CheckpointError(
             f"checkpoint {str(path)!r} holds {meta['optimizer']['type']} state but the "
@@ -430,10 +466,8 @@ def _restore(path: Any, model: Module, optimizer: optim.Optimizer,
         raise checkpoint.CheckpointError(
             f"checkpoint {str(path)!r} does not match this model or optimizer: {error}"
         ) from None
-    generators = dict(_generators(model))
-    for name, state in meta["generators"].items():
-        if name in generators:
-            generators[name].bit_generator.state = state
+    for generator, state in generators:
+        generator.bit_generator.state = state
     if schedule is not None and meta["schedule"] is not None:
         schedule.load_state_dict(meta["schedule"])
     if early_stopping is not None and meta["early_stopping"] is not None:

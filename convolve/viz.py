@@ -1,4 +1,5 @@
-"""Pictures of filters, feature maps and training curves, saved as PNG.
+"""Pictures of filters, feature maps and training curves, saved as PNG (or the image
+format the suffix names, by the rule of ``convolve.io.image_format``).
 
 matplotlib is imported only when a picture is drawn, and only its Agg canvas is used: no
 pyplot, no global backend switch, so drawing here does not disturb a notebook's plots.
@@ -38,9 +39,12 @@ def _figure(width: int, height: int) -> Any:
 
 
 def _save(figure: Any, path: str | os.PathLike) -> Path:
-    path = Path(path)
-    figure.savefig(path, format="png", dpi=_DPI)
-    return path
+    """Render ``figure`` and write its pixels where ``path``'s suffix says (``io``'s rule)."""
+    from convolve import io
+
+    io.image_format(path)  # refused before rendering
+    figure.canvas.draw()
+    return io.write_pixels(path, np.asarray(figure.canvas.buffer_rgba())[..., :3])
 
 
 def _grid(tiles: list[tuple[np.ndarray, str, dict]], path: str | os.PathLike, *, tile: int,
@@ -53,6 +57,7 @@ def _grid(tiles: list[tuple[np.ndarray, str, dict]], path: str | os.PathLike, *,
         else math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
     width, height = cols * tile, rows * tile
+    _args.check_fits((height, width, 4), np.uint8, "the picture")
     figure = _figure(width, height)
     for index, (image, label, settings) in enumerate(tiles):
         row, col = divmod(index, cols)
@@ -75,7 +80,8 @@ def _signed_limits(array: np.ndarray) -> dict:
 
 def plot_filters(weight: Any, path: str | os.PathLike, *, tile: int = 96,
                  columns: int | None = None, per_channel: bool = False) -> Path:
-    """One tile per filter of a conv weight; saves a PNG and returns its path.
+    """One tile per filter of a conv weight; writes the picture
+    (PNG, or the format the suffix names) and returns its path.
 
     Arguments:
         weight: ``(KH, KW, C_in, C_out)`` (or one kernel ``(KH, KW)``).
@@ -95,7 +101,7 @@ def plot_filters(weight: Any, path: str | os.PathLike, *, tile: int = 96,
     if w.size == 0:
         raise ValueError(f"weight must hold at least one filter; received an array of shape "
                          f"{tuple(w.shape)}")
-    if per_channel:
+    if _args.flag(per_channel, "per_channel"):
         tiles = [(w[:, :, i, o], f"{o} (in {i})", _signed_limits(w[:, :, i, o]))
                  for i in range(c_in) for o in range(c_out)]
         return _grid(tiles, path, tile=tile, columns=c_out)
@@ -114,7 +120,8 @@ def plot_filters(weight: Any, path: str | os.PathLike, *, tile: int = 96,
 def plot_feature_maps(maps: Any, path: str | os.PathLike, *, scale: str = "per-tile",
                       tile: int = 128, columns: int | None = None,
                       titles: Sequence[str] | None = None) -> Path:
-    """One grey tile per channel of ``maps``; saves a PNG and returns its path.
+    """One grey tile per channel of ``maps``; writes the picture
+    (PNG, or the format the suffix names) and returns its path.
 
     Arguments:
         maps: ``(H, W, C)`` (or one map ``(H, W)``), e.g. a conv layer's output.
@@ -158,7 +165,8 @@ def _panels(history: Mapping[str, Sequence[float]]) -> dict[str, list[str]]:
 
 def plot_history(history: Mapping[str, Sequence[float]], path: str | os.PathLike, *,
                  size: tuple[int, int] | None = None) -> Path:
-    """Training curves, one panel per metric; saves a PNG and returns its path.
+    """Training curves, one panel per metric; writes the picture
+    (PNG, or the format the suffix names) and returns its path.
 
     Arguments:
         history: metric name -> one value per epoch, e.g. ``{"loss": [...],
@@ -184,6 +192,7 @@ def plot_history(history: Mapping[str, Sequence[float]], path: str | os.PathLike
     if size is None:
         size = (480 * len(panels), 360)
     width, height = _args.pair(size, "size", minimum=64)
+    _args.check_fits((height, width, 4), np.uint8, "the picture")
     figure = _figure(width, height)
     from matplotlib.ticker import MaxNLocator  # matplotlib is there: _figure imported it
 

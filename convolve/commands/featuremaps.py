@@ -44,7 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "by rows * tile pixels, columns = ceil(sqrt(maps))")
     parser.add_argument("--columns", type=int, help="tiles per row")
     parser.add_argument("-o", "--output", required=True, metavar="GRID.png",
-                        help="PNG file to write")
+                        help="image file to write; the format follows the suffix (.png, "
+                             ".jpg, .tif, .bmp, .webp, ...)")
     parser.set_defaults(run=run)
 
 
@@ -122,6 +123,9 @@ def run(args: argparse.Namespace) -> int:
     if args.checkpoint is None and (args.key is not None or args.layer is not None):
         raise CommandError("--key and --layer apply only with --checkpoint")
     _args.choice(args.scale, "--scale", viz.SCALES)
+    from convolve import io
+
+    io.image_format(args.output)  # a suffix no format has is refused before any work
     image = read_input_image(args.input)
     if args.kernels is not None:
         maps, titles = _kernel_bank_maps(image, args.kernels, args.mode)

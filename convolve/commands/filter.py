@@ -42,7 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="map -m..m to black..white with 0 mid-grey, m = max |result| "
                             "(signed results such as sobel_x)")
     parser.add_argument("-o", "--output", required=True, metavar="OUT",
-                        help="image file to write; the format follows the suffix")
+                        help="image file to write; the format follows the suffix (.png, .jpg, "
+                             ".tif, .bmp, .webp, ...)")
     parser.set_defaults(run=run)
 
 
@@ -99,6 +100,7 @@ def chosen_kernel(args: argparse.Namespace) -> str | np.ndarray:
 def run(args: argparse.Namespace) -> int:
     from convolve import io
 
+    io.image_format(args.output)  # a suffix no format has is refused before any work
     kernel = chosen_kernel(args)
     image = read_input_image(args.input)
     result = filters.apply(image, kernel, mode=args.mode)

@@ -9,7 +9,7 @@ import os
 import sys
 import time
 
-from convolve import data, distributed, models, train
+from convolve import checkpoint, data, distributed, models, train
 from convolve.commands import CommandError
 
 # Dataset name on the command line -> (loader name, default model, augmentation).
@@ -70,6 +70,8 @@ def _run(args: argparse.Namespace, parallel: distributed.DataParallel | None) ->
     loader_name, default_model, augment = DATASETS[args.dataset]
     if args.resume and not args.checkpoint:
         raise CommandError("--resume needs --checkpoint PATH")
+    if args.checkpoint:  # an unwritable folder is reported before any data is read
+        checkpoint.check_writable(args.checkpoint)
     if args.data_dir is not None and not os.path.isdir(args.data_dir) and not args.download:
         raise CommandError(f"--data-dir {args.data_dir!r} is not a folder")
     model_name = args.model or default_model

@@ -33,7 +33,8 @@ def random_crop(images: Any, padding: int, *, rng: RNG = None) -> np.ndarray:
     x = _batch(images)
     padding = _args.integer(padding, "padding", minimum=0)
     rng = _args.generator(rng)
-    n, h, w, _ = x.shape
+    n, h, w, c = x.shape
+    _args.check_fits((n, h + 2 * padding, w + 2 * padding, c), x.dtype, "the padded batch")
     padded = np.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
     top = rng.integers(0, 2 * padding + 1, size=n)
     left = rng.integers(0, 2 * padding + 1, size=n)

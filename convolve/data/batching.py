@@ -50,8 +50,8 @@ class DataLoader:
                      else _args.integer(seed, "seed", minimum=0))
         if augment is not None and not callable(augment):
             raise TypeError(f"augment must be callable or None; received {augment!r}")
-        self.shuffle = bool(shuffle)
-        self.drop_last = bool(drop_last)
+        self.shuffle = _args.flag(shuffle, "shuffle")
+        self.drop_last = _args.flag(drop_last, "drop_last")
         self.augment = augment
         self.epoch = 0
 

@@ -117,6 +117,7 @@ def _idx_dataset(name: str, title: str, root: PathLike | None, download: bool,
                  mirror: str | None, files: tuple[RemoteFile, ...], defaults: tuple[str, ...],
                  classes: tuple[str, ...]) -> Dataset:
     folder = _folder(root, name)
+    download = _args.flag(download, "download")
 
     def existing(base: str) -> Path | None:
         return next((p for p in (folder / base, folder / f"{base}.gz") if p.is_file()), None)
@@ -203,7 +204,7 @@ def cifar10(root: PathLike | None = None, *, download: bool = False,
     and plain values (see ``convolve.data.cifar``), never arbitrary objects.
     """
     folder = _folder(root, "cifar-10")
-    if download and cifar.find(folder) is None:
+    if _args.flag(download, "download") and cifar.find(folder) is None:
         fetch(CIFAR10_FILE, folder, mirrors(CIFAR10_MIRRORS, mirror))
     arrays = cifar.load_arrays(folder)
     train, test = (Split(to_float(x), y) for x, y in (arrays["train"], arrays["test"]))
@@ -248,6 +249,7 @@ def load(name: str, root: PathLike | None = None, *, download: bool = False,
     ``"embedded-mnist"`` is inside the package and takes no ``root``, ``download`` or
     ``mirror``; the others are :func:`mnist`, :func:`fashion_mnist` and :func:`cifar10`.
     """
+    download = _args.flag(download, "download")
     if name == "embedded-mnist":
         if root is not None or download or mirror is not None:
             raise ValueError("the dataset 'embedded-mnist' is inside the package: it takes no "

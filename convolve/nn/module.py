@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from convolve._args import describe
+from convolve._args import describe, flag
 from convolve.ops.math import astype
 from convolve.tensor import Tensor, data
 
@@ -161,8 +161,9 @@ class Module:
     # -- modes ------------------------------------------------------------------------
     def train(self, mode: bool = True) -> Module:
         """Training mode (dropout active, batch statistics); returns self."""
+        mode = flag(mode, "mode")
         for _, module in self.named_modules():
-            object.__setattr__(module, "training", bool(mode))
+            object.__setattr__(module, "training", mode)
         return self
 
     def eval(self) -> Module:

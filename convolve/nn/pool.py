@@ -17,7 +17,7 @@ class _Pool(Module):
         self.pool_size = _args.pair(pool_size, "pool_size")
         self.stride = self.pool_size if stride is None else _args.pair(stride, "stride")
         self.padding = _args.padding_spec(padding)
-        self.ceil_mode = bool(ceil_mode)
+        self.ceil_mode = _args.flag(ceil_mode, "ceil_mode")
 
     def _window_repr(self) -> list[str]:
         parts = [f"pool_size={self.pool_size}"]
@@ -59,7 +59,7 @@ class AvgPool2D(_Pool):
     def __init__(self, pool_size: Any = 2, *, stride: Any = None, padding: Any = 0,
                  ceil_mode: bool = False, count_include_pad: bool = True) -> None:
         super().__init__(pool_size, stride, padding, ceil_mode)
-        self.count_include_pad = bool(count_include_pad)
+        self.count_include_pad = _args.flag(count_include_pad, "count_include_pad")
 
     def forward(self, x: Any) -> Any:
         return pool.avg_pool2d(x, self.pool_size, stride=self.stride, padding=self.padding,

@@ -27,6 +27,7 @@ def trace(model: Module, input_shape: Any) -> Trace:
         raise TypeError("input_shape must be a tuple of ints without the batch axis, e.g. "
                         f"(32, 32, 3); received {input_shape!r}")
     dims = tuple(_args.integer(n, "input_shape entries") for n in input_shape)
+    _args.check_fits((1, *dims), np.float32, "the input")
     shapes: dict[int, tuple[int, ...]] = {}
 
     def observe(module: Module, out: Any) -> None:

@@ -28,7 +28,7 @@ class Weighted(Module):
         # A plain attribute even when the callable is a Module (e.g. nn.ReLU()): it holds no
         # parameters and must not appear as a child in repr() or summary().
         object.__setattr__(self, "_activation", activation_fn)
-        self.use_bias = bool(use_bias)
+        self.use_bias = _args.flag(use_bias, "use_bias")
         self.dtype = _args.float_dtype(dtype)
         self._rng = _args.generator(seed, "seed")
         self.register_parameter("weight", None)
@@ -39,6 +39,8 @@ class Weighted(Module):
 
     def _build_parameters(self, weight_shape: tuple[int, ...], bias_size: int) -> None:
         """He- or Glorot-uniform ``weight`` (by the activation) and a zero ``bias``."""
+        # drawn in float64 first: refuse a size that cannot fit before drawing
+        _args.check_fits(weight_shape, np.float64, f"the weight of {type(self).__name__}")
         self.weight = Tensor(init.for_activation(self.activation, weight_shape, self._rng,
                                                  self.dtype), requires_grad=True)
         if self.use_bias:
