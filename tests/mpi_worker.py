@@ -5,9 +5,10 @@
 
 ``train`` fits, for EPOCHS epochs (continuing from OUT's checkpoints with ``resume``):
 ``bn.npz`` a model with batch norm and dropout, ``plain.npz`` one without batch norm
-(dropout kept), and ``local-bn-rank{R}.npz`` (every rank's own file) the batch-norm model
-with ``sync_batchnorm=False`` (on 48 samples). 50 samples in batches of 16: 3 processes get
-uneven slices, and the last batch of 2 leaves one of them without a row.
+(dropout kept, SGD, random crops and flips), and ``local-bn-rank{R}.npz`` (every rank's own
+file) the batch-norm model with ``sync_batchnorm=False`` (on 48 samples). 50 samples in
+batches of 16: 3 processes get uneven slices, and the last batch of 2 leaves one of them
+without a row.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from convolve import checkpoint, distributed, fit, losses, nn
+from convolve.data import Augment
 
 
 def data() -> tuple[np.ndarray, np.ndarray]:
@@ -45,7 +47,7 @@ def train(out: Path, epochs: int, resume: bool) -> None:
                 "validation_data": (images[:20], labels[:20]), "lr_schedule": "cosine"}
     fit(model(True), (images, labels), checkpoint_path=out / "bn.npz", **settings)
     fit(model(False), (images, labels), optimizer="sgd", checkpoint_path=out / "plain.npz",
-        **settings)
+        augment=Augment(padding=1), **settings)
     local = model(True)
     # per-process statistics need a row of every batch on every process: 48 = 3 x 16
     fit(local, (images[:48], labels[:48]), sync_batchnorm=False, **settings)
