@@ -279,8 +279,8 @@ def fit(
             ``MPI.COMM_WORLD`` when ``mpirun`` started more than one process. Each process
             trains on its rows of every batch (``batch_size`` is the global batch), the
             result equals one process's to float rounding (``convolve.distributed``);
-            rank 0 alone prints and writes checkpoints; an exception on any process ends
-            them all (``comm.Abort``).
+            rank 0 alone prints and writes checkpoints; callbacks run on every process;
+            an exception on any process ends them all (``comm.Abort``).
         sync_batchnorm: with several processes, batch normalisation over the global batch;
             False keeps each process's own statistics.
 
