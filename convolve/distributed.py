@@ -41,6 +41,11 @@ from convolve.nn.regularization import global_batch_rows
 _SIZE_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE")
 
 
+# How long a process waiting in a collective polls before it naps between polls.
+SPIN_SECONDS = 1e-3
+NAP_SECONDS = 1e-4
+
+
 def launched_size() -> int:
     """The number of processes the MPI launcher started (1 when none did), from its
     environment, without importing MPI."""
@@ -112,10 +117,19 @@ class DataParallel:
     def allreduce(self, values: np.ndarray) -> np.ndarray:
         """``values`` summed over the processes (a new array)."""
         out = np.array(values)
-        began = time.perf_counter()
-        self.comm.Allreduce(self.MPI.IN_PLACE, out, op=self.MPI.SUM)
-        self.communication_seconds += time.perf_counter() - began
+        self._sum_in_place(out)
         return out
+
+    def _sum_in_place(self, buffer: np.ndarray) -> None:
+        """``buffer`` summed over the processes. A process that waits for the others spins
+        briefly, then naps: on a busy machine the spinning took the core that a slower
+        process needed."""
+        began = time.perf_counter()
+        request = self.comm.Iallreduce(self.MPI.IN_PLACE, buffer, op=self.MPI.SUM)
+        while not request.Test():
+            if time.perf_counter() - began > SPIN_SECONDS:
+                time.sleep(NAP_SECONDS)
+        self.communication_seconds += time.perf_counter() - began
 
     def sum_values(self, values: Sequence[float]) -> list[float]:
         """Numbers summed over the processes, in float64."""
@@ -142,9 +156,7 @@ class DataParallel:
                 part[:] = p.grad.ravel()
             offset += size
         buffer[offset:] = extras
-        began = time.perf_counter()
-        self.comm.Allreduce(self.MPI.IN_PLACE, buffer, op=self.MPI.SUM)
-        self.communication_seconds += time.perf_counter() - began
+        self._sum_in_place(buffer)
         offset = 0
         for p, size in zip(params, sizes):
             if p.grad is not None:
