@@ -102,7 +102,6 @@ class DataParallel:
     def reset_counters(self) -> None:
         self.communication_seconds = 0.0
         self.images = 0
-        self.steps = 0
 
     @property
     def is_root(self) -> bool:
@@ -214,7 +213,6 @@ class DataParallel:
                 loss, sums = 0.0, [0.0] * len(metric_fns)
         summed = self._sum_gradients(optimizer.params, [loss * n, *sums, n])
         self.images += n
-        self.steps += 1
         return summed[0] / total, total, dict(zip(metric_fns, summed[1:-1]))
 
     def end_epoch(self, model: Module) -> None:
