@@ -252,6 +252,32 @@ def single_threaded_blas() -> Iterator[None]:
                 put(_blas_outer)
 
 
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """Within this block every OpenBLAS call runs on the calling thread, also the one-chunk
+    products that ``run_chunks`` otherwise lets BLAS thread.
+
+    For a whole network's pass (an imported ONNX graph): its many small products each
+    woke BLAS's workers, whose 0.1 s of spinning then slowed every following op on
+    convolve's threads (PP-OCR's MobileNetV3 classifier, batch 1: 184 ms a pass with two
+    BLAS threads, 15 ms with one). A no-op inside a ``single_threaded_blas`` block, where
+    BLAS is on one thread already, and where the library is not found."""
+    if not _blas() or THREADS <= 1:
+        yield
+        return
+    get, put = _openblas
+    with _blas_lock:
+        outer = get() if _blas_depth == 0 else None
+        if outer is not None:
+            put(1)
+    try:
+        yield
+    finally:
+        if outer is not None:
+            with _blas_lock:
+                put(outer)
+
+
 def run_chunks(run: Callable[[list], Any], chunks: Sequence) -> None:
     """``run`` over ``chunks`` of work made of many BLAS products: split over
     ``parallel``'s threads with BLAS single-threaded, or with one chunk on this thread
