@@ -86,6 +86,9 @@ LAYOUT_CASES = {
         {"sz": np.array([2, 4, 11, 7], np.int64)}),
     "maxpool_wide_pads": ([helper.make_node("MaxPool", ["c"], ["y"], kernel_shape=[3, 3],
                                             pads=[1, 2, 2, 1])], {}),
+    "maxpool_wide_pads_ceil": ([helper.make_node("MaxPool", ["c"], ["y"], kernel_shape=[3, 3],
+                                                 pads=[2, 0, 2, 2], strides=[2, 2],
+                                                 ceil_mode=1)], {}),
     "avgpool_wide_pads_include": ([helper.make_node(
         "AveragePool", ["c"], ["y"], kernel_shape=[3, 3], pads=[2, 1, 2, 2], strides=[2, 2],
         count_include_pad=1)], {}),
