@@ -78,11 +78,8 @@ def model_to_proto(model: Any, opset: int | None) -> Any:
     if opset is not None and opset != own:
         raise ValueError(f"an OnnxModel is saved at its file's own opset {own}; received "
                          f"opset={opset!r}")
-    current = dict(model.named_buffers())
-    for name, parameter in model.named_parameters():
-        perm = model._perms.get(name)  # the loader keeps conv weights channels-last
-        array = np.asarray(data(parameter))
-        current[name] = array if perm is None else array.transpose(np.argsort(perm))
+    current = {name: model.file_layout(name)
+               for name, _ in (*model.named_parameters(), *model.named_buffers())}
     proto = onnx.ModelProto()
     proto.CopyFrom(model.graph.proto)
     for tensor in proto.graph.initializer:
