@@ -318,6 +318,8 @@ def test_predict_refuses_onnx_models_it_cannot_feed(capsys, tmp_path, images):
     assert fails(capsys, "predict", images, "--model", flat) == (
         f"convolve predict: error: {flat} takes input of shape (?, 10); an image model takes "
         "(N, C, H, W) or (N, H, W, C) with 1 or 3 channels")
+    assert fails(capsys, "predict", images, "--model", tmp_path / "none.onnx") == (
+        f"convolve predict: error: model file not found: {tmp_path / 'none.onnx'}")
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"\x08\x07garbage")
     assert fails(capsys, "predict", images, "--model", broken).startswith(

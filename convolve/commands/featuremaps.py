@@ -14,6 +14,7 @@ import numpy as np
 import convolve
 from convolve import _args, checkpoint, filters, viz
 from convolve.commands import IMAGE_HELP, MODE_HELP, CommandError, read_input_image
+from convolve.commands.onnx_input import load_image_model, resolve_model_option
 from convolve.nn.module import Module
 
 
@@ -206,11 +207,8 @@ def _trained_model(path: str) -> Module | None:
 
 
 def _onnx_maps(image: np.ndarray, args: argparse.Namespace) -> Drawing:
-    from convolve.commands.onnx_input import load_image_model
     from convolve.onnx.probe import node_outputs, tensor_name
 
-    if Path(args.model).suffix.lower() != ".onnx":
-        raise CommandError(f"--model must be an .onnx file; received {args.model}")
     model, source = load_image_model(args.model)
     layer = args.layer
     if layer is None:
@@ -241,8 +239,7 @@ def _plural(count: int, noun: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from convolve import io
 
-    if args.checkpoint is not None and Path(args.checkpoint).suffix.lower() == ".onnx":
-        args.model, args.checkpoint = args.checkpoint, None  # as convolve predict takes it
+    resolve_model_option(args)
     if args.checkpoint is None and (args.key is not None or args.weights or (
             args.layer is not None and args.model is None)):
         raise CommandError("--key, --layer and --weights apply only with --checkpoint "

@@ -12,8 +12,10 @@ without them takes images in ``[0, 1]`` and names classes by number.
 
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -55,6 +57,20 @@ class ImageInput:
         shape = (None, None, self.channels) if native_size else self.shape
         return {self.name: self.in_file_layout(
             inputs.to_model_input(image, shape, self.info)[None])}
+
+
+def resolve_model_option(args: argparse.Namespace) -> None:
+    """``--checkpoint M.onnx`` taken as ``--model M.onnx``; ``--model`` must name an
+    existing ``.onnx`` file."""
+    if args.checkpoint is not None and Path(args.checkpoint).suffix.lower() == ".onnx":
+        args.model, args.checkpoint = args.checkpoint, None
+    if args.model is None:
+        return
+    if Path(args.model).suffix.lower() != ".onnx":
+        raise CommandError(f"--model must be an .onnx file; received {args.model} (a "
+                           "training checkpoint goes with --checkpoint)")
+    if not Path(args.model).is_file():
+        raise FileNotFoundError(f"model file not found: {args.model}")
 
 
 def load_image_model(path: str) -> tuple[Any, ImageInput]:

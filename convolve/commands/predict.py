@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from convolve.commands import CommandError
+from convolve.commands.onnx_input import load_image_model, resolve_model_option
 from convolve.data import cifar, datasets
 from convolve.model_info import ModelInfo
 
@@ -82,7 +83,6 @@ def _from_checkpoint(path: str, batch_size: int) -> Classifier:
 
 def _from_onnx(path: str, batch_size: int) -> Classifier:
     from convolve import train
-    from convolve.commands.onnx_input import load_image_model
 
     model, source = load_image_model(path)
     if len(model.output_names) != 1:
@@ -134,20 +134,14 @@ def _check(args: argparse.Namespace) -> None:
     if args.checkpoint is not None and (args.mean or args.std):
         raise CommandError("--mean and --std apply only to ONNX models (--model): a checkpoint "
                            "holds the normalisation it was trained with")
-    model = args.checkpoint or args.model
-    if not Path(model).is_file():
-        raise FileNotFoundError(f"{'checkpoint' if args.checkpoint else 'model'} file not "
-                                f"found: {model}")
-    if args.model is not None and Path(args.model).suffix.lower() != ".onnx":
-        raise CommandError(f"--model must be an .onnx file; received {args.model} (a "
-                           "training checkpoint goes with --checkpoint)")
+    if args.checkpoint is not None and not Path(args.checkpoint).is_file():
+        raise FileNotFoundError(f"checkpoint file not found: {args.checkpoint}")
 
 
 def run(args: argparse.Namespace) -> int:
     from convolve import inputs
 
-    if args.checkpoint is not None and Path(args.checkpoint).suffix.lower() == ".onnx":
-        args.model, args.checkpoint = args.checkpoint, None
+    resolve_model_option(args)
     _check(args)
     classes = None if args.classes is None else _classes(args.classes)
     names = inputs.find_images(args.images)
