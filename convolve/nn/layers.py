@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from convolve.nn.module import Module, observe_calls
+from convolve.nn.module import Module
+from convolve.nn.observe import observe_calls
 from convolve.tensor import data, no_grad
 
 

@@ -24,7 +24,7 @@ from convolve.onnx.errors import OnnxError
 from convolve.onnx.layout import Value
 from convolve.onnx.optimize import fuse
 from convolve.onnx.registry import Context, Node, Runner, Spec, lookup, outputs_used
-from convolve.ops.algorithms._common import one_blas_thread
+from convolve.runtime import one_blas_thread
 from convolve.tensor import Tensor
 
 
