@@ -48,7 +48,7 @@ class Value:
 
     def __init__(self, array: Any, perm: Sequence[int] | None = None) -> None:
         self.data = array
-        self.perm = _normal(perm)
+        self.perm = None if perm is None else _normal(perm)
 
     @property
     def ndim(self) -> int:
