@@ -93,19 +93,38 @@ class _Source:
         out = np.empty((max(0, r1 - r0), max(0, c1 - c0), *self.shape[2:]), self.dtype)
         cache = _cache(self.token, self.cache_bytes)
         for i in range(r0 // th, -(-r1 // th)):
-            for j in range(c0 // tw, -(-c1 // tw)):
-                # Tiles a full tile inside the region are this region's alone: a
-                # neighbouring region's halo reaches only the tiles along its edges.
-                inside = (r0 + th <= i * th and (i + 2) * th <= r1
-                          and c0 + tw <= j * tw and (j + 2) * tw <= c1)
-                tile = cache.get((i, j), lambda i=i, j=j: self._read(
-                    (slice(i * th, (i + 1) * th), slice(j * tw, (j + 1) * tw))),
-                    keep=not inside)
-                top, left = max(r0, i * th), max(c0, j * tw)
-                bottom, right = min(r1, (i + 1) * th), min(c1, (j + 1) * tw)
+            row = range(c0 // tw, -(-c1 // tw))
+            tiles = {j: cache.lookup((i, j)) for j in row}
+            # The tiles not held, read in runs along the row: one read (and one call into
+            # the codec) per run rather than per tile
+            for run in _runs([j for j in row if tiles[j] is None]):
+                strip = self._read((slice(i * th, min((i + 1) * th, self.shape[0])),
+                                    slice(run[0] * tw, min((run[-1] + 1) * tw,
+                                                           self.shape[1]))))
+                for j in run:
+                    tile = strip[:, (j - run[0]) * tw:(j - run[0] + 1) * tw]
+                    # Tiles a full tile inside the region are this region's alone: a
+                    # neighbouring region's halo reaches only the tiles along its edges.
+                    inside = (r0 + th <= i * th and (i + 2) * th <= r1
+                              and c0 + tw <= j * tw and (j + 2) * tw <= c1)
+                    tiles[j] = tile if inside else cache.put((i, j), tile.copy())
+            top, bottom = max(r0, i * th), min(r1, (i + 1) * th)
+            for j in row:
+                left, right = max(c0, j * tw), min(c1, (j + 1) * tw)
                 out[top - r0:bottom - r0, left - c0:right - c0] = \
-                    tile[top - i * th:bottom - i * th, left - j * tw:right - j * tw]
+                    tiles[j][top - i * th:bottom - i * th, left - j * tw:right - j * tw]
         return out
+
+
+def _runs(indices: list[int]) -> list[list[int]]:
+    """Sorted ``indices`` in runs of consecutive values."""
+    runs: list[list[int]] = []
+    for index in indices:
+        if runs and runs[-1][-1] == index - 1:
+            runs[-1].append(index)
+        else:
+            runs.append([index])
+    return runs
 
 
 class _TileCache:
@@ -116,20 +135,22 @@ class _TileCache:
         self.tiles: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
         self.lock = threading.Lock()
 
-    def get(self, index: tuple[int, int], read: Callable[[], np.ndarray], *,
-            keep: bool = True) -> np.ndarray:
-        """The tile at ``index``, read (and kept if ``keep``) when not held."""
+    def lookup(self, index: tuple[int, int]) -> np.ndarray | None:
+        """The tile at ``index`` if held, else None."""
         with self.lock:
             if index in self.tiles:
                 self.tiles.move_to_end(index)
                 return self.tiles[index]
-        tile = read()  # outside the lock: threads decode different tiles at once
-        if not keep:
-            return tile
+        return None
+
+    def put(self, index: tuple[int, int], tile: np.ndarray) -> np.ndarray:
+        """Keep ``tile`` at ``index`` (another thread's copy if it came first); returns
+        the tile kept."""
         with self.lock:
-            if index not in self.tiles:
-                self.tiles[index] = tile
-                self.nbytes += tile.nbytes
+            if index in self.tiles:
+                return self.tiles[index]
+            self.tiles[index] = tile
+            self.nbytes += tile.nbytes
             while self.nbytes > self.capacity and len(self.tiles) > 1:
                 _, dropped = self.tiles.popitem(last=False)
                 self.nbytes -= dropped.nbytes
