@@ -56,7 +56,10 @@ def child(args: argparse.Namespace) -> None:
 
     if args.child == "dask-image":
         import dask_image.ndfilters  # noqa: F401
+    from convolve import bigio
+
     kernel = np.load(args.kernel)
+    codec = {"compressors": bigio.zarr_compressors()}  # as ``convolve filter`` writes
     dask.config.set(scheduler="threads", num_workers=args.threads)
     start = time.perf_counter()
     if args.child == "convolve filter":
@@ -66,12 +69,12 @@ def child(args: argparse.Namespace) -> None:
             raise SystemExit(code)
     elif args.child == "convolve filters.apply":
         image = da.from_zarr(args.input, chunks=args.chunk)
-        filters.apply(image, kernel, mode="reflect").to_zarr(args.output)
+        filters.apply(image, kernel, mode="reflect").to_zarr(args.output, **codec)
     else:
         from dask_image import ndfilters
 
         image = da.from_zarr(args.input, chunks=args.chunk)
-        ndfilters.correlate(image, kernel, mode="mirror").to_zarr(args.output)
+        ndfilters.correlate(image, kernel, mode="mirror").to_zarr(args.output, **codec)
     seconds = time.perf_counter() - start
     print(json.dumps({"seconds": seconds, "peak": peak_rss()}))
 

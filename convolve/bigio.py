@@ -28,6 +28,16 @@ ZARR_SUFFIXES = (".zarr",)
 SUFFIXES = TIFF_SUFFIXES + ZARR_SUFFIXES
 
 TILE_MULTIPLE = 16  # TIFF tiles are multiples of 16 pixels wide and high
+# Zarr outputs: Blosc's LZ4 over shuffled bytes, about half the CPU time of Zarr's default
+# Zstandard to write and a third to read, and as small on float32 images
+ZARR_CODEC = {"cname": "lz4", "clevel": 5, "shuffle": "shuffle"}
+
+
+def zarr_compressors() -> Any:
+    """The compressors ``save`` writes Zarr chunks with (``ZARR_CODEC``), for
+    ``zarr.create_array(compressors=...)``."""
+    _, _, zarr = _modules()
+    return zarr.codecs.BloscCodec(**ZARR_CODEC)
 
 
 def _modules() -> tuple[Any, Any, Any]:
@@ -319,7 +329,8 @@ def tile_size(chunks: tuple[tuple[int, ...], ...]) -> int:
 def save(image: Any, path: str | os.PathLike, *, overwrite: bool = False,
          run: Callable[[Any], Any] | None = None) -> Path:
     """Write the Dask array ``image: (H, W)`` or ``(H, W, C)`` to ``path`` (``.zarr``, or
-    ``.tif`` / ``.tiff`` as an uncompressed tiled BigTIFF), chunk by chunk.
+    ``.tif`` / ``.tiff`` as an uncompressed tiled BigTIFF), chunk by chunk; Zarr chunks
+    compressed by Blosc-LZ4 with byte shuffle (``zarr_compressors``).
 
     Arguments:
         image: chunked along H and W (uneven chunks are evened out to the largest); for
@@ -344,7 +355,7 @@ def save(image: Any, path: str | os.PathLike, *, overwrite: bool = False,
     with replacing(path, overwrite=overwrite) as temporary:
         if where == "zarr":
             target = zarr.create_array(store=str(temporary), shape=image.shape, chunks=size,
-                                       dtype=image.dtype)
+                                       dtype=image.dtype, compressors=zarr_compressors())
         else:
             target = TiffTiles(temporary, image.shape, image.dtype,
                                tile=tile_size(image.chunks))

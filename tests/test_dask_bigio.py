@@ -60,6 +60,8 @@ def test_save_writes_every_chunk_and_only_the_final_name(tmp_path, suffix):
     if suffix == ".zarr":
         written = zarr.open_array(path, mode="r")
         assert written.chunks == (48, 64, 3)
+        (codec,) = written.compressors  # Blosc-LZ4 over shuffled bytes: fast both ways
+        assert (codec.cname.value, codec.shuffle.value) == ("lz4", "shuffle")
         np.testing.assert_array_equal(written[:], IMAGE)
     else:
         with tifffile.TiffFile(path) as tif:
