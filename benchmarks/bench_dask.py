@@ -12,7 +12,8 @@ each), by:
   (``map_overlap``);
 - ``dask_image.ndfilters.correlate(da.from_zarr(IN), K, mode="mirror").to_zarr(OUT)``.
 
-Each run is a child process: wall time (imports excluded) and peak RSS (VmHWM). Outputs are
+Each run is a child process: wall time and CPU time of all its threads (imports excluded;
+on a loaded machine the CPU time is the steadier of the two) and peak RSS (VmHWM). Outputs are
 checked against each other. Then images per second of ``convolve.predict`` on a Dask array
 against the in-memory ``predict``.
 """
@@ -61,7 +62,13 @@ def child(args: argparse.Namespace) -> None:
     kernel = np.load(args.kernel)
     codec = {"compressors": bigio.zarr_compressors()}  # as ``convolve filter`` writes
     dask.config.set(scheduler="threads", num_workers=args.threads)
-    start = time.perf_counter()
+    import resource
+
+    def cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)  # every thread of this process
+        return usage.ru_utime + usage.ru_stime
+
+    start, cpu_start = time.perf_counter(), cpu()
     if args.child == "convolve filter":
         code = main(["filter", args.input, "--kernel-file", args.kernel, "-o", args.output,
                      "--chunk", str(args.chunk)])
@@ -76,7 +83,7 @@ def child(args: argparse.Namespace) -> None:
         image = da.from_zarr(args.input, chunks=args.chunk)
         ndfilters.correlate(image, kernel, mode="mirror").to_zarr(args.output, **codec)
     seconds = time.perf_counter() - start
-    print(json.dumps({"seconds": seconds, "peak": peak_rss()}))
+    print(json.dumps({"seconds": seconds, "cpu": cpu() - cpu_start, "peak": peak_rss()}))
 
 
 def run_child(args: argparse.Namespace, contender: str, kernel: pathlib.Path,
@@ -204,18 +211,20 @@ def write_table(args: argparse.Namespace, rows: list, rates: tuple[float, float]
         f"GiB) from Zarr (stored in chunks of {args.stored_chunk}) to Zarr, chunks of "
         f"{args.chunk}, Dask threads: {args.threads}",
         "", environment(), "",
-        "| kernel | contender | seconds | peak RSS (MiB) | peak / image | dask-image time / "
-        "this |",
-        "| --- | --- | ---: | ---: | ---: | ---: |"]
+        "| kernel | contender | seconds | CPU seconds | peak RSS (MiB) | peak / image | "
+        "dask-image time / this | dask-image CPU / this |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for side, results, difference in rows:
-        peer = results["dask-image"]["seconds"]
+        peer = results["dask-image"]
         for contender, result in results.items():
             lines.append(
                 f"| {side}x{side} | {contender} | {result['seconds']:.2f} | "
-                f"{result['peak'] / 2**20:.0f} | {result['peak'] / image_bytes:.2f} | "
-                f"{peer / result['seconds']:.2f} |")
+                f"{result['cpu']:.2f} | {result['peak'] / 2**20:.0f} | "
+                f"{result['peak'] / image_bytes:.2f} | "
+                f"{peer['seconds'] / result['seconds']:.2f} | "
+                f"{peer['cpu'] / result['cpu']:.2f} |")
         lines.append(f"| {side}x{side} | largest difference between outputs | "
-                     f"{difference:.1e} | | | |")
+                     f"{difference:.1e} | | | | | |")
     if rates is not None:
         lines += ["", f"predict, lenet5 on {args.predict_images} images of 32x32x3 "
                       f"(batches / chunks of 256): in memory {rates[0]:,.0f} images/s, on a "
