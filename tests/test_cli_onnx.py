@@ -171,6 +171,10 @@ def test_featuremaps_onnx_errors(tmp_path, capsys, lenet_onnx):
     one_line_error(capsys, ["featuremaps", "sample:camera", "--model", str(tmp_path / "m.pt"),
                             "-o", out],
                    "convolve featuremaps: error: --model must be an .onnx file; received")
+    one_line_error(capsys, ["featuremaps", "sample:camera", "--checkpoint",
+                            str(tmp_path / "none.onnx"), "-o", out],
+                   "convolve featuremaps: error: model file not found: "
+                   f"{tmp_path / 'none.onnx'}")
     mlp = tmp_path / "mlp.onnx"
     from convolve import nn
     from convolve.onnx import save

@@ -342,6 +342,28 @@ def test_imported_model_saves_back_with_fine_tuned_values(tmp_path):
     assert weights["0.weight"] == (32, 1, 3, 3)
 
 
+def test_file_layout_gives_each_initializer_as_the_file_holds_it(tmp_path):
+    """OnnxModel.file_layout: parameters (conv weights held HWIO) and buffers back in the
+    file's layout, and a gradient of a conv weight in OIHW."""
+    from onnx import numpy_helper
+
+    from convolve.onnx import load
+
+    save(models.mnist_cnn(seed=0), tmp_path / "a.onnx", input_shape=(28, 28, 1))
+    imported = load(tmp_path / "a.onnx")
+    stored = {t.name: numpy_helper.to_array(t)
+              for t in onnx.load(str(tmp_path / "a.onnx")).graph.initializer}
+    names = [name for name, _ in (*imported.named_parameters(), *imported.named_buffers())]
+    assert set(names) <= set(stored) and any(stored[name].ndim == 4 for name in names)
+    for name in names:
+        np.testing.assert_array_equal(imported.file_layout(name), stored[name])
+    held = dict(imported.named_parameters())["0.weight"]
+    assert held.shape == (3, 3, 1, 32)
+    grad = np.random.default_rng(0).standard_normal(held.shape)
+    np.testing.assert_array_equal(imported.file_layout("0.weight", grad),
+                                  grad.transpose(3, 2, 0, 1))
+
+
 def test_imported_model_errors(tmp_path):
     from convolve.onnx import load
 

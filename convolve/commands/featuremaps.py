@@ -14,6 +14,7 @@ import numpy as np
 import convolve
 from convolve import _args, checkpoint, filters, viz
 from convolve.commands import IMAGE_HELP, MODE_HELP, CommandError, read_input_image
+from convolve.commands.onnx_input import load_image_model, resolve_model_option
 from convolve.nn.module import Module
 
 
@@ -171,10 +172,8 @@ def _model_maps(model: Module, image: np.ndarray, args: argparse.Namespace) -> D
                                "kernels to draw; choose a convolution layer")
         weight = np.asarray(weight.data)
         return Drawing(weight, "filters", f"{layer} of {info.name}: kernels {weight.shape}")
-    height, width, channels = info.input_shape
-    if args.native_size:
-        height, width = image.shape[:2]
-    x = inputs.to_model_input(image, (height, width, channels), info)
+    shape = (None, None, info.input_shape[2]) if args.native_size else info.input_shape
+    x = inputs.to_model_input(image, shape, info)
     maps = layers.output_of(model, layer, x[None])[0]
     if maps.ndim != 3:
         listing = ", ".join(f"{each.number} {each.name}" for each in layers.layers(model))
@@ -208,14 +207,9 @@ def _trained_model(path: str) -> Module | None:
 
 
 def _onnx_maps(image: np.ndarray, args: argparse.Namespace) -> Drawing:
-    from convolve.commands.onnx_input import image_input, stored_info
-    from convolve.onnx import load
     from convolve.onnx.probe import node_outputs, tensor_name
 
-    if Path(args.model).suffix.lower() != ".onnx":
-        raise CommandError(f"--model must be an .onnx file; received {args.model}")
-    model = load(args.model)
-    source = image_input(model, args.model)
+    model, source = load_image_model(args.model)
     layer = args.layer
     if layer is None:
         convs = [node.name or node.output[0] for node in model.graph.nodes
@@ -227,7 +221,7 @@ def _onnx_maps(image: np.ndarray, args: argparse.Namespace) -> Drawing:
         tensor_name(model, layer)
     except ValueError as error:
         raise CommandError(f"--layer {error}") from None
-    feeds = source.feeds(image, stored_info(model), native_size=args.native_size)
+    feeds = source.feeds(image, native_size=args.native_size)
     out = np.asarray(node_outputs(model, [layer], feeds)[layer])
     if out.ndim != 4 or out.dtype.kind != "f":
         raise CommandError(f"--layer {layer!r} gives {out.dtype} of shape {out.shape}, not "
@@ -245,8 +239,7 @@ def _plural(count: int, noun: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from convolve import io
 
-    if args.checkpoint is not None and Path(args.checkpoint).suffix.lower() == ".onnx":
-        args.model, args.checkpoint = args.checkpoint, None  # as convolve predict takes it
+    resolve_model_option(args)
     if args.checkpoint is None and (args.key is not None or args.weights or (
             args.layer is not None and args.model is None)):
         raise CommandError("--key, --layer and --weights apply only with --checkpoint "

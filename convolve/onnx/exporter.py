@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from convolve import _args, model_info, nn
+from convolve import _args, checkpoint, model_info, nn
 from convolve.onnx.export_layers import EXPORTERS, Step, UnsupportedLayerError
 from convolve.onnx.graph_builder import BATCH, GraphBuilder, Value
 from convolve.tensor import data, no_grad
@@ -59,7 +58,7 @@ def save(model: nn.Module, path: str | os.PathLike, *,
     else:
         proto = sequential_to_proto(model, input_shape=input_shape,
                                     opset=DEFAULT_OPSET if opset is None else opset)
-    write_atomically(Path(path), proto.SerializeToString())
+    write_file(Path(path), proto.SerializeToString())
 
 
 def _is_onnx_model(model: Any) -> bool:
@@ -78,11 +77,8 @@ def model_to_proto(model: Any, opset: int | None) -> Any:
     if opset is not None and opset != own:
         raise ValueError(f"an OnnxModel is saved at its file's own opset {own}; received "
                          f"opset={opset!r}")
-    current = dict(model.named_buffers())
-    for name, parameter in model.named_parameters():
-        perm = model._perms.get(name)  # the loader keeps conv weights channels-last
-        array = np.asarray(data(parameter))
-        current[name] = array if perm is None else array.transpose(np.argsort(perm))
+    current = {name: model.file_layout(name)
+               for name, _ in (*model.named_parameters(), *model.named_buffers())}
     proto = onnx.ModelProto()
     proto.CopyFrom(model.graph.proto)
     for tensor in proto.graph.initializer:
@@ -188,16 +184,9 @@ def _export_layers(builder: GraphBuilder, layers: list[nn.Module], x: Value,
     return x, sample
 
 
-def write_atomically(path: Path, payload: bytes) -> None:
-    """``payload`` to ``path`` through a temporary file in the same folder."""
+def write_file(path: Path, payload: bytes) -> None:
+    """``payload`` to ``path`` atomically (``convolve.checkpoint.write_atomically``)."""
     if not path.parent.is_dir():
         raise FileNotFoundError(f"cannot write {str(path)!r}: folder "
                                 f"{str(path.parent)!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    checkpoint.write_atomically(path, lambda f: f.write(payload))
