@@ -179,6 +179,30 @@ def test_hard_swish_written_out_is_one_step_and_keeps_its_gradient() -> None:
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
+def _constant(name: str, array: np.ndarray) -> onnx.NodeProto:
+    return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(array))
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv_with_constant_weights_and_batch_norm_repeats_onnxruntime(bias: bool) -> None:
+    """Weights from Constant nodes (Paddle's exports) are laid out and folded once: every
+    call gives ONNX Runtime's result."""
+    stats = [weights(5) + 2, weights(5), weights(5), np.abs(weights(5)) + 0.5]
+    nodes = [_constant("kw", weights(5, 4, 3, 3)), _constant("kb", weights(5)),
+             *(_constant(f"s{i}", a) for i, a in enumerate(stats)),
+             helper.make_node("Conv", ["c", "kw", *(["kb"] if bias else [])], ["k"],
+                              kernel_shape=[3, 3], pads=[1] * 4),
+             helper.make_node("BatchNormalization", ["k", "s0", "s1", "s2", "s3"], ["n"]),
+             helper.make_node("Conv", ["n", "kw2"], ["y"], kernel_shape=[1, 1])]
+    blob = model_bytes(CONV + nodes, {"x": ["N", 3, 6, 5]}, {"y": None},
+                       {**CONV_INITS, "kw2": weights(2, 5, 1, 1)})
+    model = load(blob)
+    x = weights(2, 3, 6, 5)
+    want = ort_run(blob, {"x": x})[0]
+    for _ in range(2):
+        np.testing.assert_allclose(model(x), want, rtol=1e-5, atol=1e-5)
+
+
 def test_outputs_keep_the_file_layout_and_call_returns_tuples() -> None:
     nodes = [*CONV, helper.make_node("Relu", ["c"], ["r"]),
              helper.make_node("MaxPool", ["r"], ["p"], kernel_shape=[2, 2], strides=[2, 2])]

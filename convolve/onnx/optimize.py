@@ -77,7 +77,8 @@ def fuse(steps: list[Any], keep: set[str], ready: set[str]) -> list[Any]:
         outputs = (relu or bn).outputs
         eps = 1e-5 if bn is None else float(bn.node.attr("epsilon", 1e-5))
         run = _fused(step.run, None if bn is None else bn.run,
-                     None if relu is None else (relu.run, in_place), eps)
+                     None if relu is None else (relu.run, in_place), eps,
+                     None if bn is None else _constant_fold(step.node, bn.node, eps))
         kinds = "+".join(s.node.op_type for s in (step, bn, relu) if s is not None)
         node = replace(step.node, op_type=kinds)
         result.append(replace(step, node=node, run=run, inputs=inputs, outputs=outputs))
@@ -190,13 +191,29 @@ def _hard_swish(parts: list[Any], x_name: str) -> Any:
     return run
 
 
-def _fused(conv: Any, bn: Any, activation: Any, eps: float) -> Any:
+def _constant_fold(conv: Any, bn: Any, eps: float) -> tuple[Value, Value] | None:
+    """The folded weight and bias where the conv's weight and bias and the
+    normalisation's four inputs are all constants (Paddle's exports), computed once at
+    load; else None (parameters can change: they are folded on each call)."""
+    arrays = [conv.const(1), *([conv.const(2)] if conv.has(2) else []),
+              *(bn.const(i) for i in range(1, 5))]
+    if any(a is None or a.dtype.kind != "f" for a in arrays):
+        return None
+    w, *rest = arrays
+    b = rest.pop(0) if conv.has(2) else None
+    return _folded(Value(w), None if b is None else Value(b), *map(Value, rest), eps)
+
+
+def _fused(conv: Any, bn: Any, activation: Any, eps: float,
+           constant: tuple[Value, Value] | None = None) -> Any:
     def run(ctx: Context, inputs: list[Any]) -> Any:
         x, w, b = inputs[:3]
         if bn is None:
             y = conv(ctx, [x, w, b])
         elif ctx.training:
             y = bn(ctx, [conv(ctx, [x, w, b]), *inputs[3:7]])
+        elif constant is not None:
+            y = conv(ctx, [x, *constant])
         else:
             y = conv(ctx, [x, *_folded(w, b, *inputs[3:7], eps)])
         if activation is None:

@@ -73,11 +73,12 @@ def conv(node: Node) -> Any:
 
     settings = _per_rank(node, make)
     plans: dict[tuple[Any, ...], Any] = {}
+    known = _constant_weight(node)
 
     def run(ctx: Context, inputs: list[Any]) -> Value:
         x, w, b = ([*inputs, None])[:3]
         rank, (stride, dilation, pads) = settings(w)
-        weight = _weight(w, rank)
+        weight = known[1] if known is not None and w.data is known[0] else _weight(w, rank)
         kernel[:] = [data(weight).shape[:2]]
         image, bias = to_image(x), None if b is None else b.logical()
         key = _plan_key(image, weight, bias)
@@ -94,6 +95,15 @@ def conv(node: Node) -> Any:
         return from_image(y, rank)
 
     return run
+
+
+def _constant_weight(node: Node) -> tuple[Any, Any] | None:
+    """A weight known at load (a constant, not a parameter: Paddle's exports) and its
+    ``(KH, KW, I, O)`` copy, made once instead of on every call; else None."""
+    w = node.const(1)
+    if w is None or w.ndim not in (3, 4) or w.dtype.kind != "f":
+        return None
+    return w, data(_weight(Value(w), w.ndim - 2))
 
 
 def _plan_key(image: Any, weight: Any, bias: Any) -> tuple[Any, ...] | None:
