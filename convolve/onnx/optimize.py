@@ -7,9 +7,9 @@
   written (batch statistics). The parameters stay the file's: ``parameters()``,
   ``state_dict()`` and fine-tuning see the unfolded network, and gradients flow through the
   fold (it is made of recorded ops).
-- A Relu, or a Clip with constant bounds (ReLU6), reading only such a conv's output runs
-  in place on it for NumPy inputs (no second feature map); for Tensor inputs it is the
-  recorded op.
+- A Relu, a PRelu, or a Clip with constant bounds (ReLU6), reading only such a conv's
+  output runs in place on it for NumPy inputs (no second feature map); for Tensor inputs
+  it is the recorded op.
 - Hard-swish written out as ``Add(x, 3) -> Clip(0, 6) -> Mul(x, .) -> Div(., 6)``
   (paddle2onnx's export) runs as one step: for NumPy inputs one new array and four
   passes in place on it, for Tensor inputs the four recorded ops as written.
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from convolve.onnx.layout import Value
+from convolve.onnx.layout import Value, aligned
 from convolve.onnx.ops.conv import HWIO
 from convolve.onnx.registry import Context
 from convolve.ops import math as ops_math
@@ -62,7 +62,7 @@ def fuse(steps: list[Any], keep: set[str], ready: set[str]) -> list[Any]:
                                or not set(bn.inputs[1:]) <= ready):
             bn = bn_index = None
         last = step if bn is None else bn
-        relu_index = sole_reader(last.outputs[0], ("Relu", "Clip"))
+        relu_index = sole_reader(last.outputs[0], ("Relu", "Clip", "PRelu"))
         relu = None if relu_index is None else steps[relu_index]
         in_place = None if relu is None else _in_place(relu.node)
         if in_place is None:
@@ -86,15 +86,32 @@ def fuse(steps: list[Any], keep: set[str], ready: set[str]) -> list[Any]:
 
 
 def _in_place(node: Any) -> Any:
-    """For a Relu, or a Clip whose bounds are known at load, the function applying it in
-    place to an array; else None."""
+    """For a Relu, a PRelu, or a Clip whose bounds are known at load, the function
+    applying it in place to an array Value, given the node's other inputs, and saying
+    whether it could (else nothing is changed); else None."""
     if node.op_type == "Relu":
-        return lambda a: np.maximum(a, 0, out=a)
+        return lambda y, extra: np.maximum(y.data, 0, out=y.data) is not None
+    if node.op_type == "PRelu":
+        return _prelu_in_place
     bounds = _clip_bounds(node)
     if bounds is None:
         return None
     low, high = bounds
-    return lambda a: np.clip(a, low, high, out=a)
+    return lambda y, extra: np.clip(y.data, low, high, out=y.data) is not None
+
+
+def _prelu_in_place(y: Value, extra: list[Any]) -> bool:
+    """``y = x if x > 0 else slope * x``, the negative entries scaled in place, for a
+    slope array of ``y``'s dtype that does not broadcast ``y`` larger."""
+    slope = extra[0]
+    if type(slope.data) is not np.ndarray or slope.dtype != y.dtype or \
+            np.broadcast_shapes(y.shape, slope.shape) != y.shape:
+        return False
+    (a, factor), _ = aligned([y, slope])
+    if a is not y.data:  # y would be moved to the slope's layout
+        return False
+    np.multiply(a, factor, out=a, where=a < 0)
+    return True
 
 
 def _clip_bounds(node: Any) -> tuple[Any, Any] | None:
@@ -219,9 +236,9 @@ def _fused(conv: Any, bn: Any, activation: Any, eps: float,
         if activation is None:
             return y
         recorded, in_place = activation
-        if isinstance(y.data, Tensor):
+        # in place on the conv's fresh output (nothing else holds it) where it can be
+        if isinstance(y.data, Tensor) or not in_place(y, inputs[7:]):
             return recorded(ctx, [y, *inputs[7:]])
-        in_place(y.data)  # the conv's fresh output: nothing else holds it
         return y
 
     return run
