@@ -242,7 +242,14 @@ def predict(model: Module, images: Any, *, batch_size: int = 256) -> np.ndarray:
     Images of another size than a model was trained on (``model.info``) run when the model
     can take them (convolutions and global pooling can); when it cannot, the error names
     the shape it was trained on.
+
+    A Dask array gives a lazy Dask array of outputs, one task per batch chunk
+    (``convolve.chunked.predict``, extra ``dask``).
     """
+    if _args.is_dask_array(images):
+        from convolve import chunked
+
+        return chunked.predict(model, images, batch_size=batch_size)
     images = np.asarray(images)
     batch_size = _args.integer(batch_size, "batch_size")
     if images.ndim == 0 or len(images) == 0:
