@@ -140,7 +140,7 @@ def _run(args: argparse.Namespace, parallel: distributed.DataParallel | None) ->
     if not root:
         return 0
     print(f"test accuracy {result['accuracy']:.4f} (loss {result['loss']:.4f}) after "
-          f"{history.epochs} epochs in {seconds:.1f} s")
+          f"{history.epochs} epoch{'s' * (history.epochs != 1)} in {seconds:.1f} s")
     if args.json:
         images = len(dataset.train.labels) * len(trained)
         print(json.dumps({
