@@ -175,3 +175,56 @@ def test_statistics_sharing_a_parameter_initializer_are_buffers_of_their_own(
                                rtol=1e-4, atol=1e-5)
     again = load(tmp_path / "tuned.onnx")
     np.testing.assert_allclose(again(x), model(x), rtol=1e-5, atol=1e-6)
+
+
+def test_saved_statistics_named_as_read_replace_their_identity(tmp_path):
+    model = load(dedup_graph(via_identity=True))
+    assert dict(model.named_buffers()).keys() == {"be_id", "g_id"}
+    save(model, tmp_path / "a.onnx")
+    saved = onnx.load(str(tmp_path / "a.onnx")).graph
+    assert [node.op_type for node in saved.node] == ["Conv", "BatchNormalization",
+                                                     "GlobalAveragePool"]
+    assert list(saved.node[1].input) == ["c", "g", "be", "be_id", "g_id"]
+
+
+def test_fresh_torchscript_batch_norm_fine_tunes_as_in_torch(tmp_path):
+    """PyTorch's TorchScript exporter deduplicates a fresh batch norm's statistics with
+    its scale and shift (``bn.running_var = Identity(bn.weight)``): one training step
+    updates parameters and statistics by PyTorch's names as PyTorch does, and ``save``
+    keeps them."""
+    torch = pytest.importorskip("torch", reason="torch is not installed")
+    import io
+
+    torch.manual_seed(0)
+    # one batch norm: two fresh ones would share their scales too (one parameter here)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.BatchNorm2d(4),
+                              torch.nn.ReLU(), torch.nn.Conv2d(4, 4, 3))
+    buffer = io.BytesIO()
+    torch.onnx.export(net.eval(), torch.zeros(X_SHAPE), buffer, dynamo=False,
+                      do_constant_folding=False, input_names=["x"])
+    model = load(buffer.getvalue())
+    state = dict(net.state_dict())
+    assert {name for name, _ in model.named_parameters()} == {
+        name for name, _ in net.named_parameters()}
+    assert dict(model.named_buffers()).keys() == {
+        name for name in state if "running" in name}
+    x = sample()
+    net.train()
+    torch_opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    net(torch.from_numpy(x)).sum().backward()
+    torch_opt.step()
+    optimizer = optim.SGD(model.parameters(), lr=0.1)
+    model.train()
+    model(Tensor(x)).sum().backward()
+    optimizer.step()
+    model.eval()
+    for name, value in net.state_dict().items():
+        if name.endswith("num_batches_tracked"):
+            continue
+        np.testing.assert_allclose(model.file_layout(name), value.numpy(), rtol=1e-4,
+                                   atol=1e-5, err_msg=name)
+    save(model, tmp_path / "tuned.onnx")
+    np.testing.assert_allclose(ort_run(tmp_path / "tuned.onnx", x), model(x),
+                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(model(x), net.eval()(torch.from_numpy(x)).detach().numpy(),
+                               rtol=1e-4, atol=1e-4)
