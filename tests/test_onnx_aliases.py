@@ -228,3 +228,26 @@ def test_fresh_torchscript_batch_norm_fine_tunes_as_in_torch(tmp_path):
                                rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(model(x), net.eval()(torch.from_numpy(x)).detach().numpy(),
                                rtol=1e-4, atol=1e-4)
+
+
+def test_outputs_never_share_memory_with_the_model():
+    """Graph outputs that are a weight (through an Identity), a constant initializer or a
+    folded constant are copies: writing into them leaves the model as it was."""
+    w, a = np.arange(4, dtype=np.float32), np.arange(3, dtype=np.float32)
+    nodes = [helper.make_node("Add", ["x", "w"], ["y"]),
+             helper.make_node("Identity", ["w"], ["z"]),
+             helper.make_node("Mul", ["a", "a"], ["k"]),
+             helper.make_node("Reshape", ["w", "shape"], ["r"])]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TP.FLOAT, [4])],
+        [helper.make_tensor_value_info(n, TP.FLOAT, None) for n in ("y", "z", "k", "a", "r")],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(a, "a"),
+         numpy_helper.from_array(np.array([2, 2], np.int64), "shape")])
+    model = load(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)]
+                                   ).SerializeToString())
+    x = np.zeros(4, np.float32)
+    expected = [o.copy() for o in model(x)]
+    for out in model(x):
+        out[...] = 100
+    for out, want in zip(model(x), expected):
+        np.testing.assert_array_equal(out, want)

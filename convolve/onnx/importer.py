@@ -253,7 +253,11 @@ class OnnxModel(Module):
                 for name in step.inputs:
                     if name and self._last_use.get(name) == i and name not in keep:
                         env.pop(name, None)
-        return {name: _output(self._value(env, name)) for name in self.output_names}
+        # an output that is the model's own array (a constant, an Identity of a weight)
+        # or a view of one is copied: writing into it must not change the model
+        held = {id(a) for a in (*self.constants.values(), *self._buffers.values(),
+                                *(p.data for p in self._parameters.values()))}
+        return {name: _output(self._value(env, name), held) for name in self.output_names}
 
     def _feed(self, feeds: Mapping[str, Any]) -> dict[str, Value]:
         if not isinstance(feeds, Mapping):
@@ -487,11 +491,13 @@ def _as_list(result: Any) -> list[Value]:
     return [result] if isinstance(result, Value) else list(result)
 
 
-def _output(value: Value) -> Any:
+def _output(value: Value, held: set[int]) -> Any:
     out = value.logical()
     if isinstance(out, Tensor):
         return out
     out = np.asarray(out)
+    if id(out) in held or id(out.base) in held:
+        return out.copy()
     return out if out.flags.c_contiguous else np.ascontiguousarray(out)
 
 
