@@ -439,13 +439,14 @@ def _resolve_aliases(graph: _graph.Graph, nodes: list[Node], specs: list[Spec]
                      ) -> tuple[list[Node], list[Spec], dict[str, tuple[str, int]]]:
     """Identity nodes of initializers resolved, and running statistics given buffers.
 
-    PyTorch's exporters write an Identity of an initializer for a tensor used twice (tied
-    weights) or deduplicated by value: the Identity's readers read the initializer itself,
-    so each tensor is one parameter, buffer or constant however it is reached (Identity
-    nodes giving graph outputs stay). Training updates statistics in place, so a
-    statistics input whose initializer is also read otherwise (a fresh batch norm's
-    running variance deduplicated with its scale) gets a copy of its own; returns those as
-    ``{buffer name: (the node's first output, input index)}`` for ``save``."""
+    PyTorch's TorchScript exporter writes ``b = Identity(a)`` for a tensor whose value
+    equals another's (deduplicated; tied weights are read directly): the Identity's
+    readers read the initializer itself, so each tensor of the file is one parameter,
+    buffer or constant however it is reached (Identity nodes giving graph outputs stay).
+    Training updates statistics in place, so a statistics input whose initializer is also
+    read otherwise (a fresh batch norm's running variance deduplicated with its scale)
+    gets a copy of its own; returns those as ``{buffer name: (the node's first output,
+    input index)}`` for ``save``."""
     import onnx
 
     source = {n.outputs[0]: n.inputs[0] for n in nodes if n.op_type == "Identity"}
