@@ -117,6 +117,13 @@ LAYOUT_CASES = {
                              {"slope": weights(4, 1, 1)}),
     "prelu_shared_slope": ([helper.make_node("PRelu", ["c", "slope1"], ["y"])],
                            {"slope1": weights(1)}),
+    "scale_shift_fused_in_place": ([  # constants of one element, as Paddle exports them
+        helper.make_node("Constant", [], ["s1"], value=numpy_helper.from_array(
+            np.array([1.5], np.float32))),
+        helper.make_node("Constant", [], ["t1"], value=numpy_helper.from_array(
+            np.array([-0.25], np.float32))),
+        helper.make_node("Mul", ["s1", "c"], ["m"]),
+        helper.make_node("Add", ["m", "t1"], ["y"])], {}),
     "instance_norm": ([helper.make_node("InstanceNormalization", ["c", "g", "be"], ["y"])],
                       {"g": weights(4), "be": weights(4)}),
     "layer_norm_from_channels": ([helper.make_node("LayerNormalization", ["c", "ln", "lb"],
@@ -161,21 +168,26 @@ def test_layouts_after_a_conv_match_onnxruntime(case: str) -> None:
         np.testing.assert_allclose(got[name], want, rtol=1e-5, atol=1e-5, err_msg=name)
 
 
-def test_hard_swish_written_out_is_one_step_and_keeps_its_gradient() -> None:
-    nodes, inits = LAYOUT_CASES["hard_swish_written_out"]
+@pytest.mark.parametrize("case, fused, inner", [
+    ("hard_swish_written_out", ["Conv", "HardSwish(Add+Clip+Mul+Div)"], "u"),
+    ("scale_shift_fused_in_place", ["Conv+Mul+Add"], "c"),
+])
+def test_fused_chains_are_one_step_and_keep_their_gradients(case: str, fused: list[str],
+                                                            inner: str) -> None:
+    nodes, inits = LAYOUT_CASES[case]
     blob = model_bytes(CONV + nodes, {"x": ["N", 3, 6, 5]}, {"y": None},
                        {**CONV_INITS, **inits})
     model = load(blob)
-    assert [s.node.op_type for s in model.steps] == ["Conv", "HardSwish(Add+Clip+Mul+Div)"]
+    assert [s.node.op_type for s in model.steps] == fused
     x = weights(2, 3, 6, 5) * 4
     np.testing.assert_allclose(model(x), ort_run(blob, {"x": x})[0], rtol=1e-5, atol=1e-5)
     model.train()
     model(Tensor(x)).sum().backward()
     # the same network with an intermediate value also an output is not fused
-    kept = model_bytes(CONV + nodes, {"x": ["N", 3, 6, 5]}, {"y": None, "u": None},
+    kept = model_bytes(CONV + nodes, {"x": ["N", 3, 6, 5]}, {"y": None, inner: None},
                        {**CONV_INITS, **inits})
     plain = load(kept)
-    assert len(plain.steps) == 5
+    assert len(plain.steps) == 1 + sum(n.op_type != "Constant" for n in nodes)
     plain.train()
     plain(Tensor(x))[0].sum().backward()
     grads = [(p.grad, q.grad) for p, q in zip(model.parameters(), plain.parameters())]

@@ -10,6 +10,9 @@
 - A Relu, a PRelu, or a Clip with constant bounds (ReLU6), reading only such a conv's
   output runs in place on it for NumPy inputs (no second feature map); for Tensor inputs
   it is the recorded op.
+- A conv's output scaled and shifted by single-element constants, ``Mul(c, s) ->
+  Add(., t)`` (PP-OCR's learnable affine blocks), is scaled and shifted in place in the
+  conv's step for NumPy inputs of the constants' dtype; else the recorded ops.
 - Hard-swish written out as ``Add(x, 3) -> Clip(0, 6) -> Mul(x, .) -> Div(., 6)``
   (paddle2onnx's export) runs as one step: for NumPy inputs one new array and four
   passes in place on it, for Tensor inputs the four recorded ops as written.
@@ -139,6 +142,77 @@ def _scalar_operand(step: Any, value: float) -> str | None:
     return None
 
 
+def fuse_affine(steps: list[Any], keep: set[str]) -> list[Any]:
+    """``steps`` with each conv step (fused or not) whose output is read only by a
+    ``Mul`` by a single-element constant, itself read only by an ``Add`` of one (or
+    not), merged into one step."""
+    readers = Counter(name for step in steps for name in step.inputs if name)
+    by_input: dict[str, int] = {}
+    for i, step in enumerate(steps):
+        for name in step.inputs:
+            by_input[name] = i
+
+    def sole(name: str, op_type: str) -> tuple[int, str] | None:
+        """The index of the only reader of ``name``, an ``op_type`` by a single-element
+        constant, and the constant's input name; else None."""
+        if name in keep or readers[name] != 1:
+            return None
+        j = by_input[name]
+        step = steps[j]
+        if step.node.op_type != op_type or len(step.inputs) != 2 or len(step.outputs) != 1:
+            return None
+        other = 1 - step.inputs.index(name)
+        const = step.node.const(other)
+        if const is None or const.size != 1 or const.dtype.kind != "f":
+            return None
+        return j, step.inputs[other]
+
+    removed: set[int] = set()
+    result = []
+    for i, step in enumerate(steps):
+        if i in removed:
+            continue
+        found = None
+        if step.node.op_type.startswith("Conv") and not step.node.op_type.startswith(
+                "ConvTranspose") and len(step.outputs) == 1:
+            found = sole(step.outputs[0], "Mul")
+        if found is None:
+            result.append(step)
+            continue
+        m, scale = found
+        shift = sole(steps[m].outputs[0], "Add")
+        parts = [steps[m]] + ([] if shift is None else [steps[shift[0]]])
+        removed.update(j for j in (m, None if shift is None else shift[0]) if j is not None)
+        constants = [(steps[m].node.const(steps[m].inputs.index(scale)))] + (
+            [] if shift is None else [steps[shift[0]].node.const(
+                steps[shift[0]].inputs.index(shift[1]))])
+        node = replace(step.node, op_type="+".join(
+            [step.node.op_type, *(p.node.op_type for p in parts)]))
+        result.append(replace(step, node=node, outputs=parts[-1].outputs,
+                              run=_affine(step, parts, constants)))
+    return result
+
+
+def _affine(conv: Any, parts: list[Any], constants: list[np.ndarray]) -> Any:
+    ufuncs = (np.multiply, np.add)
+
+    def run(ctx: Context, inputs: list[Any]) -> Any:
+        y = conv.run(ctx, inputs)
+        if type(y.data) is np.ndarray and all(
+                c.dtype == y.dtype and c.ndim <= y.ndim for c in constants):
+            for ufunc, c in zip(ufuncs, constants):
+                ufunc(y.data, c.reshape(()), out=y.data)  # the conv's fresh output
+            return y
+        values = {conv.outputs[0]: y}
+        for step in parts:
+            operands = [values[name] if step.node.const(i) is None else
+                        Value(step.node.const(i)) for i, name in enumerate(step.inputs)]
+            y = values[step.outputs[0]] = step.run(ctx, operands)
+        return y
+
+    return run
+
+
 def fuse_hard_swish(steps: list[Any], keep: set[str]) -> list[Any]:
     """``steps`` with each ``Add(x, 3) -> Clip(0, 6) -> Mul(x, .) -> Div(., 6)`` chain
     (the intermediate values read by the chain alone, none in ``keep``) merged into one
@@ -257,4 +331,4 @@ def _folded(w: Value, b: Value | None, gamma: Value, beta: Value, mean: Value, v
     return Value(ops_math.multiply(weight, scale), perm), Value(bias)
 
 
-__all__ = ["fuse", "fuse_hard_swish"]
+__all__ = ["fuse", "fuse_affine", "fuse_hard_swish"]
