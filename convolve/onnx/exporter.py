@@ -87,6 +87,19 @@ def model_to_proto(model: Any, opset: int | None) -> Any:
             dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)
             tensor.CopyFrom(numpy_helper.from_array(
                 np.ascontiguousarray(array, dtype=dtype), tensor.name))
+    # statistics the loader gave buffers of their own (their initializer was also read
+    # otherwise): written as initializers of their own, read by their node; one named as
+    # the Identity its node read it through replaces that Identity
+    producers = {node.output[0]: node for node in proto.graph.node}
+    for name in model.split_statistics:
+        identity = producers.get(name)
+        if identity is not None:
+            for node in proto.graph.node:
+                node.input[:] = [identity.input[0] if x == name else x for x in node.input]
+            proto.graph.node.remove(identity)
+    for name, (output, index) in model.split_statistics.items():
+        producers[output].input[index] = name
+        proto.graph.initializer.append(numpy_helper.from_array(current[name], name))
     onnx.checker.check_model(proto, full_check=True)
     return proto
 

@@ -111,7 +111,7 @@ class OnnxModel(Module):
         self.output_names = list(graph.outputs)
         self._input_specs = {name: (dtype, shape) for name, dtype, shape in graph.inputs}
         nodes, specs = self._nodes(graph)
-        nodes, specs = _own_buffers(graph, nodes, specs)
+        nodes, specs, self.split_statistics = _resolve_aliases(graph, nodes, specs)
         roles, layouts = self._roles(graph, nodes, specs)
         self._perms: dict[str, tuple[int, ...] | None] = {}
         constants: dict[str, np.ndarray] = {}
@@ -253,7 +253,11 @@ class OnnxModel(Module):
                 for name in step.inputs:
                     if name and self._last_use.get(name) == i and name not in keep:
                         env.pop(name, None)
-        return {name: _output(self._value(env, name)) for name in self.output_names}
+        # an output that is the model's own array (a constant, an Identity of a weight)
+        # or a view of one is copied: writing into it must not change the model
+        held = {id(a) for a in (*self.constants.values(), *self._buffers.values(),
+                                *(p.data for p in self._parameters.values()))}
+        return {name: _output(self._value(env, name), held) for name in self.output_names}
 
     def _feed(self, feeds: Mapping[str, Any]) -> dict[str, Value]:
         if not isinstance(feeds, Mapping):
@@ -431,37 +435,70 @@ def _guarded(node: Node, run: Runner, context: Context, values: list[Any]) -> An
                         f"{error}") from error
 
 
-def _own_buffers(graph: _graph.Graph, nodes: list[Node], specs: list[Spec]
-                 ) -> tuple[list[Node], list[Spec]]:
-    """Give each buffer input (running statistics) an initializer of its own.
+def _resolve_aliases(graph: _graph.Graph, nodes: list[Node], specs: list[Spec]
+                     ) -> tuple[list[Node], list[Spec], dict[str, tuple[str, int]]]:
+    """Identity nodes of initializers resolved, and running statistics given buffers.
 
-    Exporters deduplicate equal initializers: a fresh BatchNorm's running variance (ones)
-    may be an Identity of its scale. Training updates buffers in place, so a buffer
-    reached through Identity nodes becomes a copy of the initializer under its own name,
-    and Identity nodes whose outputs all became initializers are dropped."""
+    PyTorch's TorchScript exporter writes ``b = Identity(a)`` for a tensor whose value
+    equals another's (deduplicated; tied weights are read directly): the Identity's
+    readers read the initializer itself, so each tensor of the file is one parameter,
+    buffer or constant however it is reached (Identity nodes giving graph outputs stay).
+    Training updates statistics in place, so a statistics input whose initializer is also
+    read otherwise (a fresh batch norm's running variance deduplicated with its scale)
+    gets a copy of its own; returns those as ``{buffer name: (the node's first output,
+    input index)}`` for ``save``."""
+    import onnx
+
     source = {n.outputs[0]: n.inputs[0] for n in nodes if n.op_type == "Identity"}
-    for node, spec in zip(nodes, specs):
+
+    def root(name: str) -> str:
+        origin = name
+        while origin in source:
+            origin = source[origin]
+        return origin if origin in graph.initializers else name
+
+    kept = [(n, s) for n, s in zip(nodes, specs)
+            if not (n.op_type == "Identity" and n.outputs[0] not in graph.outputs
+                    and root(n.outputs[0]) != n.outputs[0])]
+    read_as = {}
+    for node, _ in kept:
+        read_as[id(node)] = node.inputs
+        node.inputs = [root(name) for name in node.inputs]
+    other_reads = {name for node, spec in kept for i, name in enumerate(node.inputs)
+                   if i not in spec.buffers}
+    taken = {*graph.initializers, *source, *(o for n in nodes for o in n.outputs)}
+    split: dict[str, tuple[str, int]] = {}
+    for node, spec in kept:
         for i in spec.buffers:
             name = node.inputs[i] if i < len(node.inputs) else ""
-            origin = name
-            while origin in source:
-                origin = source[origin]
-            if name and name not in graph.initializers and origin in graph.initializers:
-                graph.initializers[name] = graph.initializers[origin].copy()
-    kept = [(n, s) for n, s in zip(nodes, specs)
-            if not (n.op_type == "Identity" and n.outputs[0] in graph.initializers)]
-    return [n for n, _ in kept], [s for _, s in kept]
+            if name not in graph.initializers or (
+                    name not in other_reads and node.inputs.index(name) == i):
+                continue
+            # named as read (PyTorch's "bn.running_mean" = Identity("bn.bias")) if free
+            own = read_as[id(node)][i]
+            if own == name or own in split or own in graph.outputs:
+                schema = onnx.defs.get_schema(node.op_type, node.opset, "")
+                own = f"{node.name}.{schema.inputs[i].name}"
+                while own in taken:
+                    own += "_"
+            taken.add(own)
+            graph.initializers[own] = graph.initializers[name].copy()
+            node.inputs[i] = own
+            split[own] = (node.outputs[0], i)
+    return [n for n, _ in kept], [s for _, s in kept], split
 
 
 def _as_list(result: Any) -> list[Value]:
     return [result] if isinstance(result, Value) else list(result)
 
 
-def _output(value: Value) -> Any:
+def _output(value: Value, held: set[int]) -> Any:
     out = value.logical()
     if isinstance(out, Tensor):
         return out
     out = np.asarray(out)
+    if id(out) in held or id(out.base) in held:
+        return out.copy()
     return out if out.flags.c_contiguous else np.ascontiguousarray(out)
 
 
