@@ -26,6 +26,9 @@ def arguments(description: str, default_out: str) -> argparse.Namespace:
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[name] = str(args.threads)
     os.environ["CONVOLVE_NUM_THREADS"] = str(args.threads)
+    from convolve.runtime import keep_freed_memory
+
+    keep_freed_memory()  # as in training (fit): see convolve/runtime.py
     return args
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from convolve import losses, models, optim
+from convolve import losses, models, optim, runtime
 from convolve.perf.timing import time_interleaved
 
 
@@ -53,6 +53,7 @@ def throughput(model_name: str, batch_size: int = 64, steps: int = 30) -> dict:
     import torch
 
     torch.set_num_threads(2)
+    runtime.keep_freed_memory()  # as fit does
     rng = np.random.default_rng(0)
     images = rng.random((batch_size, 28, 28, 1), dtype=np.float32)
     labels = rng.integers(0, 10, batch_size)

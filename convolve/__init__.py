@@ -1,7 +1,7 @@
 """convolve: convolutional layers and networks on NumPy, channels-last."""
 
 # filters, io and viz load their heavy dependencies (Pillow, matplotlib) only when used.
-from convolve import _memory, data, filters, io, losses, models, nn, optim, viz
+from convolve import data, filters, io, losses, models, nn, optim, viz
 from convolve.ops.activation import gelu, leaky_relu, log_softmax, relu, sigmoid, softmax, tanh
 from convolve.ops.autotune import autotune_enabled, set_autotune
 from convolve.ops.conv import conv2d, conv_transpose2d
@@ -12,8 +12,6 @@ from convolve.ops.pool import avg_pool2d, global_avg_pool2d, global_max_pool2d, 
 from convolve.shapes import conv2d_output_shape, explain
 from convolve.tensor import Tensor, is_grad_enabled, no_grad
 from convolve.train import evaluate, fit, predict
-
-_memory.keep_freed_memory()  # large arrays reuse freed memory: see convolve/_memory.py
 
 __version__ = "0.1.0"
 

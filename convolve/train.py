@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from convolve import _args, checkpoint, losses, optim
+from convolve import _args, checkpoint, losses, optim, runtime
 from convolve.data import DataLoader
 from convolve.nn.module import Module
 from convolve.tensor import Tensor, no_grad
@@ -269,6 +269,7 @@ def fit(
     """
     epochs = _args.integer(epochs, "epochs")
     resume, verbose = _args.flag(resume, "resume"), _args.flag(verbose, "verbose")
+    runtime.keep_freed_memory()  # a training step's large arrays reuse freed memory
     if checkpoint_path is not None:  # refused now, not after the first epoch's training
         checkpoint.check_writable(checkpoint_path)
     loader = _as_loader(train_data, "train_data", batch_size, shuffle=True, seed=seed,

@@ -4,13 +4,13 @@ import threading
 
 import pytest
 
-from convolve.ops.algorithms import _common
+from convolve import runtime
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_parallel_and_run_chunks_cover_every_item_once(threads, monkeypatch):
-    monkeypatch.setattr(_common, "THREADS", threads)
-    for helper in (_common.parallel, _common.run_chunks):
+    monkeypatch.setattr(runtime, "THREADS", threads)
+    for helper in (runtime.parallel, runtime.run_chunks):
         seen, lock = [], threading.Lock()
 
         def run(part, seen=seen, lock=lock):
@@ -22,23 +22,19 @@ def test_parallel_and_run_chunks_cover_every_item_once(threads, monkeypatch):
 
 
 def test_single_threaded_blas_restores_the_thread_count(monkeypatch):
-    monkeypatch.setattr(_common, "THREADS", 2)
-    found = _common._find_openblas()
-    if not found:
-        pytest.skip("NumPy's BLAS is not a bundled OpenBLAS")
-    get, _ = found
+    get, _ = _blas_or_skip(monkeypatch)
     before = get()
-    with _common.single_threaded_blas():
+    with runtime.single_threaded_blas():
         assert get() == 1
     assert get() == before
 
 
 def _blas_or_skip(monkeypatch):
-    monkeypatch.setattr(_common, "THREADS", 2)
-    found = _common._blas()
-    if not found:
+    monkeypatch.setattr(runtime, "THREADS", 2)
+    found = runtime._blas()
+    if found is None:
         pytest.skip("NumPy's BLAS is not a bundled OpenBLAS")
-    return found
+    return found.get, found.set
 
 
 def test_overlapping_blocks_on_two_threads_restore_the_outer_count(monkeypatch):
@@ -50,14 +46,14 @@ def test_overlapping_blocks_on_two_threads_restore_the_outer_count(monkeypatch):
     inside = []
 
     def first():
-        with _common.single_threaded_blas():
+        with runtime.single_threaded_blas():
             first_open.set()
             second_open.wait(5)
         first_closed.set()
 
     def second():
         first_open.wait(5)
-        with _common.single_threaded_blas():
+        with runtime.single_threaded_blas():
             second_open.set()
             first_closed.wait(5)
             inside.append(get())
@@ -79,8 +75,8 @@ def test_one_chunk_keeps_the_callers_blas_thread_count(monkeypatch):
     seen = []
     try:
         put(1)  # a caller limiting BLAS to one thread (e.g. threadpoolctl)
-        with _common.single_threaded_blas():
-            _common.run_chunks(lambda part: seen.append(get()), [0])
+        with runtime.single_threaded_blas():
+            runtime.run_chunks(lambda part: seen.append(get()), [0])
             assert get() == 1
         assert seen == [1]
     finally:

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import convolve
-from convolve.ops import autotune, conv
+from convolve.ops import autotune
+from convolve.ops.algorithms import select
 
 
 @pytest.fixture
@@ -67,16 +68,15 @@ def test_autotune_picks_only_methods_that_do_the_shape(tuning):
     """A 5x5 stride-2 kernel: Winograd and shift-GEMM refuse it, gemm does it."""
     geometry = convolve.shapes.conv_geometry((1, 9, 9, 2), (5, 5, 2, 3), stride=2,
                                              padding=0, dilation=1, groups=1)
-    plan = conv.select_algorithm("auto", geometry, np.float64)
-    assert {plan.forward, plan.grad_input, plan.grad_weight} <= {
-        conv.gemm.forward, conv.gemm.grad_input, conv.gemm.grad_weight}
+    plan = select.select_algorithm("auto", geometry, np.float64)
+    assert {plan.forward_by, plan.grad_input_by, plan.grad_weight_by} <= {select.GEMM}
 
 
 def test_depthwise_convolutions_keep_the_table(tuning):
     for c_out in (3, 6):
         geometry = convolve.shapes.conv_geometry((1, 9, 9, 3), (3, 3, 1, c_out), stride=1,
                                                  padding=1, dilation=1, groups=3)
-        conv.select_algorithm("auto", geometry)
+        select.select_algorithm("auto", geometry)
     assert not tuning
 
 

@@ -85,18 +85,21 @@ def test_arrays_in_array_out_tensor_in_tensor_out():
     assert isinstance(convolve.conv2d(x, Tensor(w)), Tensor)
 
 
-def test_large_chunked_input_matches_reference():
-    """Row-block chunking (one image larger than the workspace) gives exact results."""
+def test_large_chunked_input_matches_reference(monkeypatch):
+    """Row-block chunking (one image larger than the workspace) gives exact results: with
+    64 KB patch matrices gemm's forward runs one output row per chunk."""
+    from convolve import runtime
+    from convolve.ops.algorithms import gemm
+
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 200, 180, 8))
     w = rng.standard_normal((3, 3, 8, 4))
-    from convolve.ops.algorithms import _common
-
-    old = _common.WORKSPACE_FLOOR
-    _common.WORKSPACE_FLOOR = 1 << 16
-    try:
-        y = convolve.conv2d(x, w, padding="same", algorithm="gemm", stride=(2, 1))
-    finally:
-        _common.WORKSPACE_FLOOR = old
+    monkeypatch.setattr(gemm, "CHUNK_BYTES", 1 << 16)
+    monkeypatch.setattr(gemm, "CHUNK_PIXELS", 64)
+    chunk_lists, run_chunks = [], runtime.run_chunks
+    monkeypatch.setattr(runtime, "run_chunks",
+                        lambda run, chunks: chunk_lists.append(chunks) or run_chunks(run, chunks))
+    y = convolve.conv2d(x, w, padding="same", algorithm="gemm", stride=(2, 1))
+    assert chunk_lists == [[(n, n + 1, h, h + 1) for n in range(2) for h in range(100)]]
     expected = convolve.conv2d(x, w, padding="same", algorithm="direct", stride=(2, 1))
     np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)

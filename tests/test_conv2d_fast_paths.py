@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import convolve
-from convolve.ops.algorithms.direct import rank_one_factors
+from convolve.ops.algorithms.depthwise import rank_one_factors
 from convolve.ops.algorithms.gemm import FEW_CHANNELS
 from tests import reference
 from tests.strategies import MODES

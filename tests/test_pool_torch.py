@@ -99,12 +99,12 @@ def _pool_2x2_inputs():
 def test_2x2_stride_2_matches_torch_exactly(name, block_bytes, monkeypatch):
     """The 2x2 path's maxima and first-maximum gradients equal PyTorch's, in one block and
     in one block per output row split over threads."""
-    from convolve.ops import pool
-    from convolve.ops.algorithms import _common
+    from convolve import runtime
+    from convolve.ops import pool_fast
 
     if block_bytes is not None:
-        monkeypatch.setattr(pool, "PAIR_BLOCK_BYTES", block_bytes)
-        monkeypatch.setattr(_common, "THREADS", 2)
+        monkeypatch.setattr(pool_fast, "PAIR_BLOCK_BYTES", block_bytes)
+        monkeypatch.setattr(runtime, "THREADS", 2)
     x = _pool_2x2_inputs()[name]
     xt = Tensor(x, requires_grad=True)
     y = convolve.max_pool2d(xt, 2)

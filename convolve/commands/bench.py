@@ -29,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from convolve.commands import CommandError
     from convolve.perf import report
     from convolve.perf.timing import environment
+    from convolve.runtime import keep_freed_memory
 
     if args.rounds < 1:
         raise CommandError(f"--rounds must be >= 1; received {args.rounds}")
@@ -36,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         raise CommandError(f"SUITE must be one of {', '.join(SUITES)}; received {unknown[0]!r}")
     suites = args.suites or SUITES
+    keep_freed_memory()  # as in training (fit)
     print(environment())
     settings = dict(rounds=args.rounds, calls=2)
     if "conv" in suites:

@@ -8,35 +8,16 @@ Sub-modules are found by attribute assignment, as in PyTorch.
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
 
 from convolve._args import describe, flag
+from convolve.nn.observe import observers
+from convolve.nn.summary import Summary, summarize, trace
 from convolve.ops.math import astype
 from convolve.tensor import Tensor, data
-
-_observers = threading.local()
-
-
-@contextlib.contextmanager
-def observe_calls(callback: Callable[[Module, Any], None]) -> Iterator[None]:
-    """Within this block every module call reports ``(module, output)`` to ``callback``."""
-    stack = _observer_stack()
-    stack.append(callback)
-    try:
-        yield
-    finally:
-        stack.remove(callback)
-
-
-def _observer_stack() -> list[Callable[[Module, Any], None]]:
-    if not hasattr(_observers, "stack"):
-        _observers.stack = []
-    return _observers.stack
 
 
 def cast_input(x: Any, dtype: np.dtype) -> Any:
@@ -65,7 +46,7 @@ class Module:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         out = self.forward(*args, **kwargs)
-        for callback in list(_observer_stack()):
+        for callback in list(observers()):
             callback(self, out)
         return out
 
@@ -221,19 +202,15 @@ class Module:
     def build(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         """Build lazy layers by running a zero input of ``(1, *input_shape)``; returns the
         output shape without the batch axis. Modes and running statistics are unchanged."""
-        from convolve.nn.summary import trace
-
         return trace(self, input_shape).output_shape
 
     def summary(self, input_shape: tuple[int, ...], *,
-                print_fn: Callable[[str], Any] | None = print) -> Any:
+                print_fn: Callable[[str], Any] | None = print) -> Summary:
         """A Keras-like table of layers, output shapes and parameter counts.
 
         Builds lazy layers (see ``build``). Prints the table with ``print_fn`` (None: do not
         print) and returns a ``Summary`` whose ``str()`` is the table.
         """
-        from convolve.nn.summary import summarize
-
         result = summarize(self, input_shape)
         if print_fn is not None:
             print_fn(str(result))

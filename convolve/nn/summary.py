@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from convolve import _args
-from convolve.nn.module import Module, observe_calls
+from convolve.nn.observe import observe_calls
 from convolve.tensor import data, no_grad
+
+if TYPE_CHECKING:  # a module's summary() calls this file: no import back at run time
+    from convolve.nn.module import Module
 
 
 @dataclass(frozen=True)

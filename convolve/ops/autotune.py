@@ -1,7 +1,7 @@
-"""Optional one-time timing of the conv methods per shape, like PyTorch's
-``torch.backends.cudnn.benchmark``: off by default.
+"""Autotuning: optional one-time timing of the conv methods per shape (off by default).
 
-With autotuning on, ``algorithm="auto"`` times every method that can do a shape, once per
+Like PyTorch's ``torch.backends.cudnn.benchmark``: with autotuning on, ``algorithm="auto"``
+times every method that supports a shape (``ConvMethod.supports``), once per
 shape and dtype, on random arrays of that shape: each pass (forward, input gradient,
 weight gradient) separately, the best of ``REPEATS`` calls after an untimed one, and keeps
 the fastest for the rest of the process. The first call of each new shape pays for the
@@ -19,12 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from convolve.ops.algorithms._common import single_threaded_blas
+from convolve.ops.algorithms.method import ConvMethod, PaddedInput
+from convolve.runtime import single_threaded_blas
+from convolve.shapes import ConvGeometry
 
 REPEATS = 3
 _enabled = False
 _lock = threading.Lock()
-_plans: dict[Any, tuple[Callable[..., np.ndarray], ...] | None] = {}  # None: the table
+_plans: dict[Any, tuple[ConvMethod, ConvMethod, ConvMethod]] = {}
 
 
 def set_autotune(enabled: bool) -> None:
@@ -42,55 +44,49 @@ def autotune_enabled() -> bool:
     return _enabled
 
 
-def tuned_passes(key: Any, methods: Mapping[str, Any], xp_shape: tuple[int, ...],
-                 w_shape: tuple[int, ...], out_hw: tuple[int, int], dtype: np.dtype,
-                 settings: Mapping[str, Any]) -> tuple[Callable[..., np.ndarray], ...] | None:
-    """The fastest ``(forward, grad_input, grad_weight)`` among ``methods`` (modules with
-    the algorithm interface) for a padded input of ``xp_shape``, timed once per ``key``;
-    None where every method refuses some pass (a ValueError). One thread times a new key
-    while others wait, so that their work does not skew its timings."""
+def tuned_passes(key: Any, methods: Mapping[str, ConvMethod], geometry: ConvGeometry,
+                 dtype: np.dtype) -> tuple[ConvMethod, ConvMethod, ConvMethod]:
+    """The fastest methods ``(forward, grad_input, grad_weight)`` for ``geometry`` among
+    those of ``methods`` that support it (gemm supports every shape), timed once per
+    ``key``. One thread times a new key while others wait, so that their work does not
+    skew its timings."""
     with _lock:
         if key not in _plans:
-            _plans[key] = _tune(methods, xp_shape, w_shape, out_hw, dtype, settings)
+            able = {name: m for name, m in methods.items() if m.supports(geometry) is None}
+            _plans[key] = _tune(able, geometry, dtype)
         return _plans[key]
 
 
-def _tune(methods: Mapping[str, Any], xp_shape: tuple[int, ...], w_shape: tuple[int, ...],
-          out_hw: tuple[int, int], dtype: np.dtype, settings: Mapping[str, Any]
-          ) -> tuple[Callable[..., np.ndarray], ...] | None:
+def _tune(methods: Mapping[str, ConvMethod], geometry: ConvGeometry, dtype: np.dtype
+          ) -> tuple[ConvMethod, ConvMethod, ConvMethod]:
     """Time each pass of every method on random arrays of the shape."""
     rng = np.random.default_rng(0)
-    xp = rng.standard_normal(xp_shape).astype(dtype)
-    w = rng.standard_normal(w_shape).astype(dtype)
-    g = rng.standard_normal((xp_shape[0], *out_hw, w_shape[3])).astype(dtype)
+    n = geometry.padded_shape[0]
+    x = PaddedInput(rng.standard_normal((n, *geometry.input_shape[-3:])).astype(dtype),
+                    geometry.pads, "zeros")
+    w = rng.standard_normal(geometry.weight_shape).astype(dtype)
+    g = rng.standard_normal((n, *geometry.out_hw, geometry.out_channels)).astype(dtype)
     passes = {
-        "forward": lambda m: lambda: m.forward(xp, w, out_hw=out_hw, **settings),
-        "grad_input": lambda m: lambda: m.grad_input(g, w, xp_shape=xp_shape,
-                                                     **settings),
-        "grad_weight": lambda m: lambda: m.grad_weight(xp, g, w_shape=w_shape,
-                                                       **settings),
+        "forward": lambda m: lambda: m.forward(x, w, geometry),
+        "grad_input": lambda m: lambda: m.grad_input(g, w, geometry),
+        "grad_weight": lambda m: lambda: m.grad_weight(x.array, g, geometry),
     }
     with single_threaded_blas():
-        names = {step: _fastest({name: call(m) for name, m in methods.items()})
-                 for step, call in passes.items()}
-    if None in names.values():
-        return None
-    return tuple(getattr(methods[name], step) for step, name in names.items())
+        names = [_fastest({name: call(m) for name, m in methods.items()})
+                 for call in passes.values()]
+    forward, grad_input, grad_weight = (methods[name] for name in names)
+    return forward, grad_input, grad_weight
 
 
-def _fastest(calls: Mapping[str, Callable[[], Any]]) -> str | None:
-    """The name of the fastest call (best of REPEATS after a warm-up); None where all
-    refuse."""
+def _fastest(calls: Mapping[str, Callable[[], Any]]) -> str:
+    """The name of the fastest call (best of REPEATS after a warm-up)."""
     best: dict[str, float] = {}
     for name, call in calls.items():
-        try:
-            call()
-        except ValueError:
-            continue
+        call()
         seconds = []
         for _ in range(REPEATS):
             start = time.perf_counter()
             call()
             seconds.append(time.perf_counter() - start)
         best[name] = min(seconds)
-    return min(best, key=best.__getitem__) if best else None
+    return min(best, key=best.__getitem__)

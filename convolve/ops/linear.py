@@ -8,9 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from convolve import _args
-from convolve.ops.algorithms import _common
-from convolve.ops.algorithms._common import run_chunks, single_threaded_blas
+from convolve import _args, runtime
 from convolve.tensor import data, needs_grad, record
 
 
@@ -70,16 +68,16 @@ def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     step: 84 ms median with BLAS-threaded dense layers, 67-75 ms without)."""
     m = a.shape[0]
     out = np.empty((m, b.shape[1]), dtype=np.result_type(a, b))
-    parts = max(1, min(m // PRODUCT_ROWS, 4 * _common.THREADS))
+    parts = max(1, min(m // PRODUCT_ROWS, 4 * runtime.THREADS))
     bounds = [m * i // parts for i in range(parts + 1)]
 
     def run(chunks: list[tuple[int, int]]) -> None:
         for r0, r1 in chunks:
             np.matmul(a[r0:r1], b, out=out[r0:r1])
 
-    with single_threaded_blas():
+    with runtime.single_threaded_blas():
         if parts == 1:
             np.matmul(a, b, out=out)
         else:
-            run_chunks(run, list(itertools.pairwise(bounds)))
+            runtime.run_chunks(run, list(itertools.pairwise(bounds)))
     return out

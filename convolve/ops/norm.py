@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 
 from convolve import _args
-from convolve.ops.algorithms._common import over_rows
 from convolve.ops.channels import fold, tile, widen
+from convolve.runtime import over_rows
 from convolve.tensor import data, needs_grad, record
 
 

@@ -1,1 +1,1 @@
-"""One module per convolution method, each with forward, grad_input and grad_weight."""
+"""The convolution methods (one module each, behind ``method.ConvMethod``), and ``select``."""

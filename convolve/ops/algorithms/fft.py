@@ -25,7 +25,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from convolve.ops.algorithms._common import parallel, workspace_budget
+from convolve.ops.algorithms._common import workspace_budget
+from convolve.ops.algorithms.method import PaddedInput
+from convolve.runtime import parallel
+from convolve.shapes import ConvGeometry
 
 
 def fast_size(n: int) -> int:
@@ -158,8 +161,10 @@ def _grid(shape: tuple[int, ...]) -> tuple[int, int]:
     return fast_size(shape[1]), fast_size(shape[2])
 
 
-def forward(xp: np.ndarray, w: np.ndarray, *, stride: tuple[int, int],
-            dilation: tuple[int, int], groups: int, out_hw: tuple[int, int]) -> np.ndarray:
+def _forward(xp: np.ndarray, w: np.ndarray, *, stride: tuple[int, int],
+             dilation: tuple[int, int], groups: int, out_hw: tuple[int, int]) -> np.ndarray:
+    """``(N, H_out, W_out, C_out)``: per chunk of images, ``irfft2(X * conj(W))`` with the
+    channels mixed per frequency, subsampled by the stride."""
     n, c_out = xp.shape[0], w.shape[3]
     grid = _grid(xp.shape)
     wf = np.conj(_kernel_spectrum(w, dilation, grid))
@@ -174,9 +179,11 @@ def forward(xp: np.ndarray, w: np.ndarray, *, stride: tuple[int, int],
     return y
 
 
-def grad_input(g: np.ndarray, w: np.ndarray, *, xp_shape: tuple[int, ...],
-               stride: tuple[int, int], dilation: tuple[int, int],
-               groups: int) -> np.ndarray:
+def _grad_input(g: np.ndarray, w: np.ndarray, *, xp_shape: tuple[int, ...],
+                stride: tuple[int, int], dilation: tuple[int, int],
+                groups: int) -> np.ndarray:
+    """``xp_shape``: per chunk of images, ``irfft2(G * W)`` of the zero-upsampled output
+    gradient with the kernel's in/out channels swapped."""
     kh, kw, cg, c_out = w.shape
     og = c_out // groups
     n, hp, wp, c = xp_shape
@@ -193,9 +200,11 @@ def grad_input(g: np.ndarray, w: np.ndarray, *, xp_shape: tuple[int, ...],
     return dxp
 
 
-def grad_weight(xp: np.ndarray, g: np.ndarray, *, w_shape: tuple[int, ...],
-                stride: tuple[int, int], dilation: tuple[int, int],
-                groups: int) -> np.ndarray:
+def _grad_weight(xp: np.ndarray, g: np.ndarray, *, w_shape: tuple[int, ...],
+                 stride: tuple[int, int], dilation: tuple[int, int],
+                 groups: int) -> np.ndarray:
+    """``w_shape``: ``irfft2(sum_n X * conj(G))`` per channel pair, cut to the kernel's
+    (dilated) taps."""
     kh, kw, cg, c_out = w_shape
     og = c_out // groups
     n, c = xp.shape[0], xp.shape[3]
@@ -216,3 +225,37 @@ def grad_weight(xp: np.ndarray, g: np.ndarray, *, w_shape: tuple[int, ...],
     full = _inverse(spectra * np.sqrt(grid[0] * grid[1]), grid, dh * (kh - 1) + 1)
     taps = full[:, :, :dh * (kh - 1) + 1:dh, :dw * (kw - 1) + 1:dw]
     return np.ascontiguousarray(taps.transpose(2, 3, 0, 1)).astype(xp.dtype, copy=False)
+
+
+class Fft:
+    """FFT convolution (module docstring): products of spectra, channels mixed per
+    frequency.
+
+    Cost: ``O(N * P * Q * log(P * Q) * (C_in + C_out))`` for the transforms plus
+    ``N * P * Q / 2 * C_in * C_out / groups`` complex multiply-adds, for ``P x Q`` the
+    padded input's size rounded up to fast FFT sizes: nearly independent of the kernel
+    size. Workspace: spectra of a chunk of images within ``workspace_budget`` (at least
+    one image's, ``8 * P * Q * (C_in + C_out)`` values), and the kernel's spectra
+    ``(C_in // groups, C_out, P, Q / 2)`` (small kernels' kept in a cache of
+    ``KERNEL_CACHE_SIZE``). Does every shape."""
+
+    name = "fft"
+
+    def supports(self, geometry: ConvGeometry) -> str | None:
+        return None
+
+    def forward(self, x: PaddedInput, w: np.ndarray, geometry: ConvGeometry) -> np.ndarray:
+        return _forward(x.array, w, stride=geometry.stride, dilation=geometry.dilation,
+                        groups=geometry.groups, out_hw=geometry.out_hw)
+
+    def grad_input(self, g: np.ndarray, w: np.ndarray, geometry: ConvGeometry) -> np.ndarray:
+        return _grad_input(g, w, xp_shape=geometry.padded_shape, stride=geometry.stride,
+                           dilation=geometry.dilation, groups=geometry.groups)
+
+    def grad_weight(self, xp: np.ndarray, g: np.ndarray,
+                    geometry: ConvGeometry) -> np.ndarray:
+        return _grad_weight(xp, g, w_shape=geometry.weight_shape, stride=geometry.stride,
+                            dilation=geometry.dilation, groups=geometry.groups)
+
+
+FFT = Fft()

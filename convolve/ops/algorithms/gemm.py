@@ -12,16 +12,16 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from convolve.ops.algorithms import _common
+from convolve import runtime
 from convolve.ops.algorithms._common import (
     blocks,
     grouped_matmul,
     grouped_weight_transpose,
-    run_chunks,
-    scratch,
     windows,
     workspace_budget,
 )
+from convolve.ops.algorithms.method import PaddedInput
+from convolve.shapes import ConvGeometry
 
 
 def _weight_matrix(w: np.ndarray, groups: int) -> np.ndarray:
@@ -54,7 +54,8 @@ def _pixels(xp: np.ndarray, out_hw: tuple[int, int], stride: tuple[int, int]) ->
 # product, 3.3-3.7 ms chunked (2 threads).
 CHUNK_BYTES = 1 << 20
 CHUNK_PIXELS = 1024
-WORKSPACE_FLOOR = 32 << 20  # for the weight gradient's few large chunks
+# The weight gradient's few large chunks may hold this much workspace in all.
+WEIGHT_GRADIENT_WORKSPACE_BYTES = 32 << 20
 
 
 def _chunk_list(n: int, c: int, itemsize: int, kernel: tuple[int, int],
@@ -62,9 +63,9 @@ def _chunk_list(n: int, c: int, itemsize: int, kernel: tuple[int, int],
     """The ``(n0, n1, h0, h1)`` output-row blocks, each one patch matrix of ``M`` rows of
     ``KH * KW * C_in`` values."""
     k_bytes = kernel[0] * kernel[1] * c * itemsize
-    share = -(-n * out_hw[0] * out_hw[1] // (2 * _common.THREADS))  # two chunks a thread
+    share = -(-n * out_hw[0] * out_hw[1] // (2 * runtime.THREADS))  # two chunks a thread
     pixels = max(CHUNK_PIXELS, min(CHUNK_BYTES // k_bytes, share))
-    budget = min(pixels * k_bytes, workspace_budget(output_bytes) // _common.THREADS)
+    budget = min(pixels * k_bytes, workspace_budget(output_bytes) // runtime.THREADS)
     return list(blocks(n, out_hw[0], out_hw[1] * k_bytes, budget))
 
 
@@ -89,7 +90,7 @@ def _patches(xp: np.ndarray, chunk: tuple[int, int, int, int], kernel: tuple[int
         patches = _channels_first_patches(rows, kernel, (h1 - h0, out_w), stride, dilation)
         return patches.reshape(kernel[0] * kernel[1] * c, -1).T[None]
     view = windows(rows, kernel, (h1 - h0, out_w), stride, dilation, groups)
-    patches = scratch("gemm.patches", (groups, *view.shape[:5], c // groups), xp.dtype)
+    patches = runtime.scratch("gemm.patches", (groups, *view.shape[:5], c // groups), xp.dtype)
     np.copyto(patches, view.transpose(5, 0, 1, 2, 3, 4, 6))
     return patches.reshape(groups, -1, kernel[0] * kernel[1] * (c // groups))
 
@@ -109,11 +110,11 @@ def _channels_first_patches(rows: np.ndarray, kernel: tuple[int, int],
     sh, sw = stride
     phases = sw if dilation[1] == 1 else 1
     width = -(-wr // phases)
-    planes = scratch("gemm.planes", (c, phases, n, hr, width), rows.dtype)
+    planes = runtime.scratch("gemm.planes", (c, phases, n, hr, width), rows.dtype)
     for b in range(phases):
         np.copyto(planes[:, b, :, :, :len(range(b, wr, phases))],
                   rows[:, :, b::phases].transpose(3, 0, 1, 2))
-    patches = scratch("gemm.patches", (*kernel, c, n, *out_hw), rows.dtype)
+    patches = runtime.scratch("gemm.patches", (*kernel, c, n, *out_hw), rows.dtype)
     s_c, _, s_n, s_r, s_q = planes.strides
     for b in range(min(phases, kernel[1])):
         taps = patches[:, b::phases]
@@ -124,15 +125,16 @@ def _channels_first_patches(rows: np.ndarray, kernel: tuple[int, int],
     return patches
 
 
-def forward(xp: np.ndarray, w: np.ndarray, *, stride: tuple[int, int],
-            dilation: tuple[int, int], groups: int, out_hw: tuple[int, int]) -> np.ndarray:
+def _forward(xp: np.ndarray, w: np.ndarray, *, stride: tuple[int, int],
+             dilation: tuple[int, int], groups: int, out_hw: tuple[int, int]) -> np.ndarray:
+    """``(N, H_out, W_out, C_out)``: each chunk's patch matrix times the weight matrix."""
     n, c_out = xp.shape[0], w.shape[3]
     y = np.empty((n, *out_hw, c_out), dtype=xp.dtype)
     if w.shape[:2] == (1, 1) and groups == 1:
         # One product, which BLAS threads itself (8x56x56x64->128 1x1/2: 1.16 ms in
         # chunks on two threads, 0.81 as one copy and one product).
         pixels = _pixels(xp, out_hw, stride)
-        run_chunks(lambda _: np.matmul(pixels, w[0, 0], out=y.reshape(-1, c_out)), [None])
+        runtime.run_chunks(lambda _: np.matmul(pixels, w[0, 0], out=y.reshape(-1, c_out)), [None])
         return y
     wmat = _weight_matrix(w, groups)
 
@@ -146,20 +148,22 @@ def forward(xp: np.ndarray, w: np.ndarray, *, stride: tuple[int, int],
             else:
                 target[...] = np.matmul(patches, wmat).transpose(1, 0, 2).reshape(-1, c_out)
 
-    run_chunks(run, _chunk_list(n, xp.shape[3], xp.itemsize, w.shape[:2], out_hw, y.nbytes))
+    runtime.run_chunks(run, _chunk_list(n, xp.shape[3], xp.itemsize, w.shape[:2], out_hw, y.nbytes))
     return y
 
 
-def grad_weight(xp: np.ndarray, g: np.ndarray, *, w_shape: tuple[int, ...],
-                stride: tuple[int, int], dilation: tuple[int, int],
-                groups: int) -> np.ndarray:
+def _grad_weight(xp: np.ndarray, g: np.ndarray, *, w_shape: tuple[int, ...],
+                 stride: tuple[int, int], dilation: tuple[int, int],
+                 groups: int) -> np.ndarray:
+    """``w_shape``: each chunk's transposed patch matrix times its output gradient,
+    summed over the chunks (one partial sum per thread)."""
     kh, kw, cg, c_out = w_shape
     og = c_out // groups
     out_hw = g.shape[1:3]
     if (kh, kw) == (1, 1) and groups == 1:  # one product, as the forward's
         pixels = _pixels(xp, out_hw, stride)
         dw = np.empty((cg, c_out), dtype=np.result_type(xp, g))
-        run_chunks(lambda _: np.matmul(pixels.T, g.reshape(-1, c_out), out=dw), [None])
+        runtime.run_chunks(lambda _: np.matmul(pixels.T, g.reshape(-1, c_out), out=dw), [None])
         return dw.reshape(w_shape)
     partials: list[np.ndarray] = []
 
@@ -181,19 +185,19 @@ def grad_weight(xp: np.ndarray, g: np.ndarray, *, w_shape: tuple[int, ...],
         # C_in * C_out is large: one chunk a thread where the workspace allows
         # (8x7x7x512->512: 28 ms in chunks of two images, 19 ms as one chunk a thread;
         # where the weight is small, large chunks were slower: 64x32x32x32->32 16 vs 26).
-        share = -(-n * out_hw[0] * out_hw[1] // _common.THREADS) * k_bytes
-        budget = max(workspace_budget(g.nbytes), WORKSPACE_FLOOR) // _common.THREADS
+        share = -(-n * out_hw[0] * out_hw[1] // runtime.THREADS) * k_bytes
+        budget = max(workspace_budget(g.nbytes), WEIGHT_GRADIENT_WORKSPACE_BYTES) // runtime.THREADS
         chunks = list(blocks(n, out_hw[0], out_hw[1] * k_bytes, min(share, budget)))
-    run_chunks(run, chunks)
+    runtime.run_chunks(run, chunks)
     partials = [p for p in partials if p is not None]  # None: no chunk (an empty batch)
     dw = (sum(partials[1:], partials[0]) if partials
           else np.zeros((groups, kh * kw * cg, og), dtype=xp.dtype))
     return dw.reshape(groups, kh, kw, cg, og).transpose(1, 2, 3, 0, 4).reshape(w_shape)
 
 
-def grad_input(g: np.ndarray, w: np.ndarray, *, xp_shape: tuple[int, ...],
-               stride: tuple[int, int], dilation: tuple[int, int],
-               groups: int) -> np.ndarray:
+def _grad_input(g: np.ndarray, w: np.ndarray, *, xp_shape: tuple[int, ...],
+                stride: tuple[int, int], dilation: tuple[int, int],
+                groups: int) -> np.ndarray:
     """col2im: multiply by the transposed weight, then add each tap back into place.
 
     The product is laid out taps-first, ``(KH, KW, C_in, pixels)``, and the sums go into
@@ -216,8 +220,8 @@ def grad_input(g: np.ndarray, w: np.ndarray, *, xp_shape: tuple[int, ...],
     # Large chunks (the adds run one NumPy call per tap and chunk), but enough for every
     # thread.
     row_bytes = out_w * kh * kw * c * g.itemsize
-    budget = min(workspace_budget(g.nbytes) // _common.THREADS,
-                 -(-n // _common.THREADS) * out_h * row_bytes)
+    budget = min(workspace_budget(g.nbytes) // runtime.THREADS,
+                 -(-n // runtime.THREADS) * out_h * row_bytes)
     for chunk in blocks(n, out_h, row_bytes, budget):
         images.setdefault(chunk[0], []).append(chunk)
 
@@ -226,7 +230,7 @@ def grad_input(g: np.ndarray, w: np.ndarray, *, xp_shape: tuple[int, ...],
         for chunks in parts:
             for n0, n1, h0, h1 in chunks:
                 gblock = g[n0:n1, h0:h1].reshape(-1, groups, og).transpose(1, 2, 0)
-                cols = np.matmul(wmat, gblock, out=scratch(
+                cols = np.matmul(wmat, gblock, out=runtime.scratch(
                     "gemm.cols", (groups, kh * kw * cg, gblock.shape[2]), g.dtype))
                 cols = cols.reshape(groups, kh, kw, cg, n1 - n0, h1 - h0, out_w)
                 for r in range(kh):
@@ -240,7 +244,7 @@ def grad_input(g: np.ndarray, w: np.ndarray, *, xp_shape: tuple[int, ...],
             for (a, b), phase in phases.items():
                 dxp[n0:n1, a::sh, b::sw] = phase[:, n0:n1].transpose(1, 2, 3, 0)
 
-    run_chunks(run, list(images.values()))
+    runtime.run_chunks(run, list(images.values()))
     return dxp
 
 
@@ -262,12 +266,46 @@ def _grad_input_1x1(g: np.ndarray, w: np.ndarray, xp_shape: tuple[int, ...],
             else:
                 target[...] = np.matmul(g2, wt).reshape(target.shape)
 
-        run_chunks(product, [None])
+        runtime.run_chunks(product, [None])
         return dxp
 
     def run(chunks: list[tuple[int, int, int, int]]) -> None:
         for n0, n1, h0, h1 in chunks:
             target[n0:n1, h0:h1] = grouped_matmul(g[n0:n1, h0:h1], wt, groups)
 
-    run_chunks(run, _chunk_list(n, g.shape[3], g.itemsize, (1, 1), (out_h, out_w), g.nbytes))
+    chunks = _chunk_list(n, g.shape[3], g.itemsize, (1, 1), (out_h, out_w), g.nbytes)
+    runtime.run_chunks(run, chunks)
     return dxp
+
+
+class Gemm:
+    """im2col + GEMM: each chunk of output pixels copies its windows into a patch matrix
+    ``(M, KH * KW * C_in // groups)`` per group, then one product with the weight.
+
+    Cost: ``N * H_out * W_out * KH * KW * C_in * C_out / groups`` multiply-adds, in
+    BLAS, plus the patch copies (``KH * KW`` reads of each pixel). Workspace: one patch
+    matrix per thread, about ``CHUNK_BYTES`` and within ``workspace_budget`` (the weight
+    gradient's chunks up to ``WEIGHT_GRADIENT_WORKSPACE_BYTES``; the input gradient
+    sums into channels-first stride phases as large as the padded input). Does every
+    shape."""
+
+    name = "gemm"
+
+    def supports(self, geometry: ConvGeometry) -> str | None:
+        return None
+
+    def forward(self, x: PaddedInput, w: np.ndarray, geometry: ConvGeometry) -> np.ndarray:
+        return _forward(x.array, w, stride=geometry.stride, dilation=geometry.dilation,
+                        groups=geometry.groups, out_hw=geometry.out_hw)
+
+    def grad_input(self, g: np.ndarray, w: np.ndarray, geometry: ConvGeometry) -> np.ndarray:
+        return _grad_input(g, w, xp_shape=geometry.padded_shape, stride=geometry.stride,
+                           dilation=geometry.dilation, groups=geometry.groups)
+
+    def grad_weight(self, xp: np.ndarray, g: np.ndarray,
+                    geometry: ConvGeometry) -> np.ndarray:
+        return _grad_weight(xp, g, w_shape=geometry.weight_shape, stride=geometry.stride,
+                            dilation=geometry.dilation, groups=geometry.groups)
+
+
+GEMM = Gemm()

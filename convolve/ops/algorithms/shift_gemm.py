@@ -17,13 +17,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from convolve.ops.algorithms._common import (
-    embed_gradient,
-    require,
-    run_chunks,
-    spread_gradient,
-    transposed_kernel,
-)
+from convolve.ops.algorithms._common import embed_gradient, spread_gradient, transposed_kernel
+from convolve.ops.algorithms.method import PaddedInput
+from convolve.runtime import run_chunks
+from convolve.shapes import ConvGeometry
 
 # Output rows computed per chunk: small enough that the chunk's accumulator stays in cache.
 CHUNK_BYTES = 1 << 19
@@ -34,13 +31,10 @@ def _offsets(kernel: tuple[int, int], dilation: tuple[int, int], wp: int) -> lis
             for r in range(kernel[0]) for s in range(kernel[1])]
 
 
-def _check(stride: tuple[int, int]) -> None:
-    require(stride == (1, 1), "shift_gemm", f"stride 1; received stride {stride}")
-
-
-def forward(xp: np.ndarray, w: np.ndarray, *, stride: tuple[int, int],
-            dilation: tuple[int, int], groups: int, out_hw: tuple[int, int]) -> np.ndarray:
-    _check(stride)
+def _forward(xp: np.ndarray, w: np.ndarray, *, dilation: tuple[int, int], groups: int,
+             out_hw: tuple[int, int]) -> np.ndarray:
+    """``(N, H_out, W_out, C_out)``: every tap's product accumulated over the padded grid,
+    chunk by chunk, and the output's corner of each image kept."""
     n, hp, wp, c = xp.shape
     kh, kw, cg, c_out = w.shape
     og = c_out // groups
@@ -71,23 +65,19 @@ def forward(xp: np.ndarray, w: np.ndarray, *, stride: tuple[int, int],
     return np.ascontiguousarray(y)
 
 
-def grad_input(g: np.ndarray, w: np.ndarray, *, xp_shape: tuple[int, ...],
-               stride: tuple[int, int], dilation: tuple[int, int],
-               groups: int) -> np.ndarray:
+def _grad_input(g: np.ndarray, w: np.ndarray, *, xp_shape: tuple[int, ...],
+                dilation: tuple[int, int], groups: int) -> np.ndarray:
     """The transposed convolution: ``g`` padded by the dilated kernel's span less one on
     every side, correlated with the flipped kernel whose in/out channels are swapped."""
-    _check(stride)
     gp = spread_gradient(g, w.shape[:2], dilation, xp_shape)
-    return forward(gp, transposed_kernel(w, groups), stride=(1, 1), dilation=dilation,
-                   groups=groups, out_hw=tuple(xp_shape[1:3]))
+    return _forward(gp, transposed_kernel(w, groups), dilation=dilation, groups=groups,
+                    out_hw=tuple(xp_shape[1:3]))
 
 
-def grad_weight(xp: np.ndarray, g: np.ndarray, *, w_shape: tuple[int, ...],
-                stride: tuple[int, int], dilation: tuple[int, int],
-                groups: int) -> np.ndarray:
+def _grad_weight(xp: np.ndarray, g: np.ndarray, *, w_shape: tuple[int, ...],
+                 dilation: tuple[int, int], groups: int) -> np.ndarray:
     """``dw[r, s] = X[rows + offset]^T @ G`` with ``G`` the gradient placed on the padded
     grid (zeros where no output pixel is)."""
-    _check(stride)
     _, hp, wp, c = xp.shape
     kh, kw, cg, c_out = w_shape
     og = c_out // groups
@@ -103,3 +93,35 @@ def grad_weight(xp: np.ndarray, g: np.ndarray, *, w_shape: tuple[int, ...],
 
     run_chunks(run, list(enumerate(_offsets((kh, kw), dilation, wp))))
     return dw.reshape(w_shape)
+
+
+class ShiftGemm:
+    """Shift-GEMM (module docstring): one accumulated product per tap on the padded grid.
+
+    Cost: ``N * Hp * Wp * KH * KW * C_in * C_out / groups`` multiply-adds (the padded
+    grid's, not only the output's), in BLAS, and no copies of the input. Workspace: the
+    whole padded grid's output ``(N * Hp * Wp, C_out)`` and one chunk's products; the
+    input gradient a zero-padded copy of the output gradient. Stride 1 only."""
+
+    name = "shift_gemm"
+
+    def supports(self, geometry: ConvGeometry) -> str | None:
+        if geometry.stride != (1, 1):
+            return f"stride 1; received stride {geometry.stride}"
+        return None
+
+    def forward(self, x: PaddedInput, w: np.ndarray, geometry: ConvGeometry) -> np.ndarray:
+        return _forward(x.array, w, dilation=geometry.dilation, groups=geometry.groups,
+                        out_hw=geometry.out_hw)
+
+    def grad_input(self, g: np.ndarray, w: np.ndarray, geometry: ConvGeometry) -> np.ndarray:
+        return _grad_input(g, w, xp_shape=geometry.padded_shape, dilation=geometry.dilation,
+                           groups=geometry.groups)
+
+    def grad_weight(self, xp: np.ndarray, g: np.ndarray,
+                    geometry: ConvGeometry) -> np.ndarray:
+        return _grad_weight(xp, g, w_shape=geometry.weight_shape,
+                            dilation=geometry.dilation, groups=geometry.groups)
+
+
+SHIFT_GEMM = ShiftGemm()

@@ -23,15 +23,10 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from convolve.ops.algorithms import _common
-from convolve.ops.algorithms._common import (
-    blocks,
-    require,
-    run_chunks,
-    scratch,
-    transposed_kernel,
-    workspace_budget,
-)
+from convolve import runtime
+from convolve.ops.algorithms._common import blocks, transposed_kernel, workspace_budget
+from convolve.ops.algorithms.method import PaddedInput
+from convolve.shapes import ConvGeometry
 
 # Chunks of tiles small enough to stay in cache through the three products (measured:
 # 1-4 MB chunks ran 1.2-1.5x faster than whole batches), but of at least CHUNK_TILES tiles
@@ -39,12 +34,12 @@ from convolve.ops.algorithms._common import (
 # (C_in, C_out) transformed filter, which with 16 tiles per chunk took longer than the
 # multiplications (8x14x14x256->256: 41 ms in chunks of 16 tiles, 16 ms in chunks of 64).
 # Chunks never hold fewer tiles than that to split the work evenly over the threads, and
-# their workspace stays within the larger of the usual budget and WORKSPACE_FLOOR. A chunk
+# their workspace stays within the larger of the usual budget and TILE_WORKSPACE_BYTES. A chunk
 # alternates between two scratch buffers, each stage overwriting the one before last:
 # input tiles -> "a", V -> "b", the products M -> "a", the output tiles -> "b".
 CHUNK_BYTES = 4 << 20
 CHUNK_TILES = 256
-WORKSPACE_FLOOR = 32 << 20
+TILE_WORKSPACE_BYTES = 32 << 20
 
 _MATRICES = {
     2: (
@@ -68,14 +63,21 @@ def _placed(a: np.ndarray, size: tuple[int, int], at: tuple[int, int],
     (only the border is zeroed: a fresh array's page faults cost as much as the copy)."""
     n, h, w, c = a.shape
     (i, j), (hh, ww) = at, size
-    out = scratch(slot, (n, hh, ww, c), a.dtype)
+    out = runtime.scratch(slot, (n, hh, ww, c), a.dtype)
     out[:, :i], out[:, i + h:], out[:, i:i + h, :j], out[:, i:i + h, j + w:] = 0, 0, 0, 0
     out[:, i:i + h, j:j + w] = a
     return out
 
 
 class Winograd:
-    """The F(m x m, 3 x 3) algorithm, with the module interface of every conv method."""
+    """Winograd F(m x m, 3 x 3) (module docstring), a conv method.
+
+    Cost: ``(m + 2)^2 / m^2`` multiply-adds per output pixel and channel pair, against 9
+    for im2col (F(2x2) 4, F(4x4) 2.25), in batched BLAS products, plus the transforms
+    (``O(C_in + C_out)`` per tile). Workspace: two scratch buffers per thread holding one
+    chunk of tiles (about ``CHUNK_BYTES``, all threads within the larger of
+    ``workspace_budget`` and ``TILE_WORKSPACE_BYTES``) and the transformed filter
+    ``U``. 3x3 kernels, stride 1, dilation 1 only."""
 
     def __init__(self, m: int, name: str) -> None:
         bt, g, at = (np.array(a, dtype=np.float64) for a in _MATRICES[m])
@@ -85,24 +87,24 @@ class Winograd:
     def _matrix(self, key: str, dtype: np.dtype) -> np.ndarray:
         return self._kron[key].astype(dtype, copy=False)
 
-    def _check(self, kernel: tuple[int, ...], stride: tuple[int, int],
-               dilation: tuple[int, int]) -> None:
-        require(tuple(kernel) == (3, 3) and stride == (1, 1) and dilation == (1, 1),
-                self.name, "a 3x3 kernel with stride 1 and dilation 1; received kernel "
+    def supports(self, geometry: ConvGeometry) -> str | None:
+        kernel, stride, dilation = geometry.weight_shape[:2], geometry.stride, geometry.dilation
+        if kernel == (3, 3) and stride == (1, 1) and dilation == (1, 1):
+            return None
+        return ("a 3x3 kernel with stride 1 and dilation 1; received kernel "
                 f"{kernel[0]}x{kernel[1]}, stride {stride}, dilation {dilation}")
 
     def filter_transform(self, w: np.ndarray, groups: int) -> np.ndarray:
         """``w: (3, 3, cg, groups * og)`` -> ``U: ((m + 2)^2, groups, cg, og)``."""
         _, _, cg, c_out = w.shape
         u = np.matmul(self._matrix("G", w.dtype), w.reshape(9, cg * c_out),
-                      out=scratch("winograd.u", (self._kron["G"].shape[0], cg * c_out),
+                      out=runtime.scratch("winograd.u", (self._kron["G"].shape[0], cg * c_out),
                                   w.dtype))
         return u.reshape(-1, cg, groups, c_out // groups).transpose(0, 2, 1, 3)
 
-    def forward(self, xp: np.ndarray, w: np.ndarray, *, stride: tuple[int, int],
-                dilation: tuple[int, int], groups: int,
-                out_hw: tuple[int, int]) -> np.ndarray:
-        self._check(w.shape[:2], stride, dilation)
+    def forward(self, x: PaddedInput, w: np.ndarray, geometry: ConvGeometry) -> np.ndarray:
+        """The input padded up to whole tiles, then ``_tiles``."""
+        xp, out_hw, groups = x.array, geometry.out_hw, geometry.groups
         hp, wp = xp.shape[1:3]
         grid = self._grid(out_hw)
         if (hp, wp) != grid:
@@ -112,13 +114,11 @@ class Winograd:
             y = np.ascontiguousarray(y[:, :out_hw[0], :out_hw[1]])
         return y
 
-    def grad_input(self, g: np.ndarray, w: np.ndarray, *, xp_shape: tuple[int, ...],
-                   stride: tuple[int, int], dilation: tuple[int, int],
-                   groups: int) -> np.ndarray:
+    def grad_input(self, g: np.ndarray, w: np.ndarray, geometry: ConvGeometry) -> np.ndarray:
         """The transposed convolution: ``g`` zero-padded by 2 on every side (and up to
         whole tiles), correlated with the flipped kernel whose in/out channels are
         swapped."""
-        self._check(w.shape[:2], stride, dilation)
+        xp_shape, groups = geometry.padded_shape, geometry.groups
         gp = _placed(g, self._grid(xp_shape[1:3]), (2, 2), "winograd.input")
         dxp = self._tiles(gp, transposed_kernel(w, groups), groups)
         return dxp[:, :xp_shape[1], :xp_shape[2]]
@@ -136,8 +136,8 @@ class Winograd:
         t = self.m + 2
         tile_bytes = t * t * 2 * (c + c_out) * itemsize
         tiles = max(CHUNK_TILES, CHUNK_BYTES // tile_bytes)
-        tiles = min(tiles, -(-n * th * tw // _common.THREADS))
-        budget = max(workspace_budget(output_bytes), WORKSPACE_FLOOR) // _common.THREADS
+        tiles = min(tiles, -(-n * th * tw // runtime.THREADS))
+        budget = max(workspace_budget(output_bytes), TILE_WORKSPACE_BYTES) // runtime.THREADS
         tiles = max(tw, min(tiles, budget // tile_bytes))
         return list(blocks(n, th, tw * tile_bytes, tiles * tile_bytes))
 
@@ -153,10 +153,10 @@ class Winograd:
         the Kronecker matrix ``b``: ``(t * t, nb * rh * tw, groups, C // groups)``."""
         t = self.m + 2
         nb, rh, tw, _, _, c = tiles.shape
-        d = scratch("winograd.a", (t, t, nb, rh, tw, c), tiles.dtype)
+        d = runtime.scratch("winograd.a", (t, t, nb, rh, tw, c), tiles.dtype)
         np.copyto(d, tiles.transpose(3, 4, 0, 1, 2, 5))
         v = np.matmul(b, d.reshape(t * t, -1),
-                      out=scratch("winograd.b", (t * t, nb * rh * tw * c), tiles.dtype))
+                      out=runtime.scratch("winograd.b", (t * t, nb * rh * tw * c), tiles.dtype))
         return v.reshape(t * t, nb * rh * tw, groups, c // groups)
 
     def _tiles(self, xp: np.ndarray, w: np.ndarray, groups: int) -> np.ndarray:
@@ -177,27 +177,26 @@ class Winograd:
                 count = nb * rh * tw
                 v = self._input_transform(b, tiles[n0:n1, h0:h1], groups)
                 if groups == 1:
-                    prod = np.matmul(v[:, :, 0], u[:, 0], out=scratch(
+                    prod = np.matmul(v[:, :, 0], u[:, 0], out=runtime.scratch(
                         "winograd.a", (t * t, count, c_out), xp.dtype))
                 else:
                     prod = np.matmul(v.transpose(0, 2, 1, 3), u).transpose(0, 2, 1, 3)
-                out = np.matmul(a, prod.reshape(t * t, -1), out=scratch(
+                out = np.matmul(a, prod.reshape(t * t, -1), out=runtime.scratch(
                     "winograd.b", (m * m, count * c_out), xp.dtype))
                 out = out.reshape(m, m, nb, rh, tw, c_out)
                 target = y[n0:n1, h0 * m:h1 * m].reshape(nb, rh, m, tw, m, c_out)
                 np.copyto(target, out.transpose(2, 3, 0, 4, 1, 5))
 
-        run_chunks(run, self._chunks(n, th, tw, c, c_out, xp.itemsize, y.nbytes))
+        runtime.run_chunks(run, self._chunks(n, th, tw, c, c_out, xp.itemsize, y.nbytes))
         return y
 
-    def grad_weight(self, xp: np.ndarray, g: np.ndarray, *, w_shape: tuple[int, ...],
-                    stride: tuple[int, int], dilation: tuple[int, int],
-                    groups: int) -> np.ndarray:
+    def grad_weight(self, xp: np.ndarray, g: np.ndarray,
+                    geometry: ConvGeometry) -> np.ndarray:
         """The forward's products run backwards: per tile, ``dM = A g A^T`` (the output
         gradient sent back through the output transform), ``dU[p] = V[p]^T @ dM[p]``
         summed over tiles, then ``dw = G^T dU G``: (m + 2)^2 / (9 m^2) of im2col's
         multiplications."""
-        self._check(w_shape[:2], stride, dilation)
+        w_shape, groups = geometry.weight_shape, geometry.groups
         m, t = self.m, self.m + 2
         n, hp, wp, c = xp.shape
         c_out = w_shape[3]
@@ -218,16 +217,16 @@ class Winograd:
                 nb, rh = n1 - n0, h1 - h0
                 count = nb * rh * tw
                 v = self._input_transform(b, tiles[n0:n1, h0:h1], groups)
-                gt = scratch("winograd.a", (m, m, nb, rh, tw, c_out), g.dtype)
+                gt = runtime.scratch("winograd.a", (m, m, nb, rh, tw, c_out), g.dtype)
                 np.copyto(gt, g[n0:n1, h0 * m:h1 * m].reshape(nb, rh, m, tw, m, c_out)
                           .transpose(2, 4, 0, 1, 3, 5))
-                dm = np.matmul(a_t, gt.reshape(m * m, -1), out=scratch(
+                dm = np.matmul(a_t, gt.reshape(m * m, -1), out=runtime.scratch(
                     "winograd.dm", (t * t, count * c_out), g.dtype))
                 dm = dm.reshape(t * t, count, groups, og)
                 du += np.matmul(v.transpose(0, 2, 3, 1), dm.transpose(0, 2, 1, 3))
             partials.append(du)
 
-        run_chunks(run, self._chunks(n, th, tw, c, c_out, xp.itemsize, g.nbytes))
+        runtime.run_chunks(run, self._chunks(n, th, tw, c, c_out, xp.itemsize, g.nbytes))
         du = sum(partials[1:], partials[0])
         dw = self._matrix("G", xp.dtype).T @ du.transpose(0, 2, 1, 3).reshape(t * t, -1)
         return dw.reshape(w_shape)
