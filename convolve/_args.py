@@ -187,6 +187,15 @@ def rank(shape: tuple[int, ...], name: str, layouts: dict[int, str]) -> None:
             f"{name} must be {expected}; received an array of shape {tuple(shape)}")
 
 
+def pixels(shape: tuple[int, ...], name: str) -> None:
+    """Refuse an image ``(..., H, W, C)`` with no pixels (``H`` or ``W`` zero): it has no
+    window to slide over or reduce. An empty batch or no channels is allowed (the result
+    is then empty, or zeros)."""
+    if 0 in shape[-3:-1]:
+        raise ValueError(f"{name} must have height and width >= 1 (an image with no pixels "
+                         f"has no windows); received an array of shape {tuple(shape)}")
+
+
 def shape(value: Any, name: str) -> tuple[int, ...]:
     """An array shape given by the user: a tuple (or list) of ints, each >= 0."""
     if not isinstance(value, (tuple, list)) or not all(is_int(v) for v in value):

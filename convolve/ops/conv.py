@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from convolve import _args
+from convolve.ops.algorithms.empty import NO_WORK, has_no_work
 from convolve.ops.algorithms.method import ConvMethod, PaddedInput, check_supported
 from convolve.ops.algorithms.select import select_algorithm
 from convolve.ops.channels import channel_sum, tile, widen
@@ -20,8 +21,11 @@ from convolve.tensor import data, needs_grad, record
 def _operands(x: Any, w: Any, b: Any
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.dtype]:
     """conv2d's and conv_transpose2d's ``x``, ``w`` and ``b`` as floating-point arrays,
-    and the dtype they compute in (NumPy's promotion of the three)."""
+    and the dtype they compute in (NumPy's promotion of the three). An image without
+    pixels is refused here (the sizes functions, such as ``explain``, still answer)."""
     xa, wa = _args.float_array(data(x), "x"), _args.float_array(data(w), "w")
+    _args.rank(xa.shape, "x", _args.IMAGE)
+    _args.pixels(xa.shape, "x")
     ba = None if b is None else _args.float_array(data(b), "b")
     return xa, wa, ba, np.result_type(xa, wa, *(() if ba is None else (ba,)))
 
@@ -42,13 +46,16 @@ def _setup(algorithm: str, conv: ConvGeometry, xa: np.ndarray, wa: np.ndarray,
     """The checks conv2d and conv_transpose2d make before any work, in order (the
     algorithm's name, with ``mode`` the padding, the bias, whether the method does the
     shape), then the method for ``conv`` (the convolution whose passes the call runs),
-    ``x`` batched and ``w``, both in ``dtype``."""
+    ``x`` batched and ``w``, both in ``dtype``. A convolution of no work (an empty batch,
+    no input or no output channels) runs ``NO_WORK`` whatever the algorithm."""
     method = select_algorithm(algorithm, conv, dtype)
     if mode is not None:
         check_pads(conv.pads, xa.shape[-3:-1], mode)
     if ba is not None:
         _args.vector(ba, "b", c_out, "C_out", bias_note)
     check_supported(method, conv)
+    if has_no_work(conv):
+        method = NO_WORK
     x4 = (xa if conv.batched else xa[None]).astype(dtype, copy=False)
     return method, x4, wa.astype(dtype, copy=False)
 
