@@ -153,13 +153,27 @@ def real(value: Any, name: str, *, positive: bool = False) -> float:
     return result
 
 
-def float_array(value: Any, name: str) -> np.ndarray:
-    """The ndarray behind ``value``; refuses integer, boolean and complex data."""
+# The dtypes the ops and layers compute in. float16 is refused (Winograd and FFT lose
+# about three digits in it, and NumPy has no float16 BLAS); longdouble too (the BLAS
+# products would silently round it to float64).
+COMPUTE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def float_array(value: Any, name: str, *, any_width: bool = False) -> np.ndarray:
+    """The ndarray behind ``value``: float32 or float64 (any floating-point width with
+    ``any_width``, for pictures read or written); refuses integer, boolean and complex
+    data, and float16 or longdouble where the ops would compute in it."""
     array = np.asarray(value)
     if array.dtype.kind != "f":
         raise TypeError(
             f"{name} must be a floating-point array (float32 or float64); received "
             f"{describe(array)}. Convert it first, e.g. x.astype(np.float32) / 255"
+        )
+    if not any_width and array.dtype not in COMPUTE_DTYPES:
+        target = "float32" if array.dtype.itemsize < 4 else "float64"
+        raise TypeError(
+            f"{name} must be float32 or float64; received {describe(array)}. Cast it "
+            f"first: {name}.astype(np.{target})"
         )
     return array
 
