@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +15,7 @@ from convolve.ops.algorithms.select import select_algorithm
 from convolve.ops.channels import channel_sum, tile, widen
 from convolve.ops.pad import check_pads, pad, pad_adjoint
 from convolve.runtime import single_threaded_blas
-from convolve.shapes import ConvGeometry, conv_geometry, conv_transpose_geometry
+from convolve.shapes import ConvGeometry, conv_geometry, conv_transpose_geometry, effective_kernel
 from convolve.tensor import data, needs_grad, record
 
 
@@ -38,6 +39,24 @@ def _biased(y: np.ndarray, b: np.ndarray | None, batched: bool) -> np.ndarray:
         wide, r = widen(y)
         wide += tile(b.astype(y.dtype, copy=False), r)
     return y if batched else y[0]
+
+
+def _clamped(conv: ConvGeometry) -> ConvGeometry:
+    """``conv`` with each stride at most ``Hp - span + 1``: a larger one leaves one window
+    along that axis, as that stride does, and an astronomical one (``2**70``) overflows
+    NumPy's slices."""
+    sizes = conv.padded_shape[1:3]
+    stride = tuple(min(s, n - effective_kernel(k, d) + 1) for s, n, k, d in
+                   zip(conv.stride, sizes, conv.weight_shape[:2], conv.dilation))
+    return conv if stride == conv.stride else dataclasses.replace(conv, stride=stride)
+
+
+def _check_sizes(conv: ConvGeometry, output_shape: tuple[int, ...], dtype: np.dtype,
+                 op: str) -> None:
+    """Refuse, before allocating, an output or padded input (the methods' largest
+    arrays, with their gradients) larger than the machine's memory."""
+    _args.check_fits(output_shape, dtype, f"{op}'s output")
+    _args.check_fits(conv.padded_shape, dtype, f"{op}'s padded input")
 
 
 def _setup(algorithm: str, conv: ConvGeometry, xa: np.ndarray, wa: np.ndarray,
@@ -118,8 +137,10 @@ def conv2d(
     geometry = conv_geometry(xa.shape, wa.shape, stride=stride, padding=padding,
                              dilation=dilation, groups=groups)
     mode = _args.padding_mode(padding_mode)
+    _check_sizes(geometry, geometry.output_shape, dtype, "conv2d")
     method, x4, wc = _setup(algorithm, geometry, xa, wa, ba, dtype, c_out=wa.shape[3],
                             bias_note=f"to match w of shape {wa.shape}", mode=mode)
+    geometry = _clamped(geometry)
     # Keep only what the backward needs: the padded input only for the weight gradient.
     with single_threaded_blas():
         x_in = PaddedInput(x4, geometry.pads, mode)
@@ -176,9 +197,11 @@ def conv_transpose2d(
                                        output_padding=output_padding, dilation=dilation,
                                        groups=groups)
     conv = geometry.transposed  # maps this call's output back to its input
+    _check_sizes(conv, geometry.output_shape, dtype, "conv_transpose2d")
     method, x4, wc = _setup(algorithm, conv, xa, wa, ba, dtype,
                             c_out=geometry.output_shape[-1],
                             bias_note=f"to match w of shape {wa.shape} and groups={groups}")
+    conv = _clamped(conv)
     (top, _), (left, _) = geometry.pads
     out_h, out_w = geometry.out_hw
     with single_threaded_blas():
