@@ -19,11 +19,12 @@ rule for ``"auto"``:
   convolution of the output gradient into the padded input) the same rule for its size;
 - everything else: ``gemm``.
 
-What ``"auto"`` asks of the data (``fidelity.py``): Winograd, FFT and the depthwise
-engine (whose banded products meet pixels outside a window with zero weights) run only
-on finite operands, pass by pass; on inf or NaN the direct definition runs instead
-(gemm), which puts them where PyTorch does. FFT runs only
-where the data's dynamic range lets it meet its error bound, in the dtype that does.
+What ``"auto"`` asks of the data (``fidelity.py``): Winograd, FFT, shift-GEMM and the
+depthwise engine (whose products over the whole grid, or banded products, meet pixels
+outside a window with zero weights) run only on finite operands, pass by pass; on inf
+or NaN the direct definition runs instead (gemm), which puts them where PyTorch does. FFT
+runs only where the data's dynamic range lets it meet its error bound, in the dtype that
+does.
 """
 
 from __future__ import annotations
@@ -185,7 +186,7 @@ def select_algorithm(name: str, geometry: ConvGeometry, dtype: Any = np.float64
         plan = Plan(forward, backward, forward)
     else:
         plan = tuned
-    if {plan.forward_by, plan.grad_input_by, plan.grad_weight_by} <= {GEMM, SHIFT_GEMM}:
+    if {plan.forward_by, plan.grad_input_by, plan.grad_weight_by} == {GEMM}:
         return GEMM if tuned is None else tuned
     return FiniteOnly(plan, GEMM)
 
