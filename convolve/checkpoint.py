@@ -33,6 +33,21 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be read: missing, damaged, or of the wrong kind."""
 
 
+PICKLES_REFUSED = ("holds Python objects (pickled data), which convolve refuses to load: "
+                   "unpickling can run any code")
+
+
+def refused_pickle(error: Exception) -> str | None:
+    """What NumPy's reader, told to load no pickles, met instead of arrays, in words that
+    do not suggest loading them: None for other errors."""
+    text = str(error)
+    if not isinstance(error, ValueError) or "allow_pickle" not in text:
+        return None
+    if text.startswith("Object arrays"):
+        return PICKLES_REFUSED
+    return "is neither a .npy array nor a .npz archive of arrays (a pickle is refused)"
+
+
 def _format(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix in (".safetensors", ".npz"):
@@ -197,6 +212,10 @@ def _read(path: Path) -> tuple[dict[str, np.ndarray], str | None]:
                 header = f.metadata() or {}
             text, digest = header.get(_META_KEY), header.get(_DIGEST_KEY)
     except Exception as error:  # every reader failure (zip, pickle refused, safetensors)
+        if refused_pickle(error) == PICKLES_REFUSED:
+            raise CheckpointError(f"checkpoint {str(path)!r} {PICKLES_REFUSED}") from None
+        if refused_pickle(error):
+            error = ValueError(refused_pickle(error))
         raise CheckpointError(
             f"checkpoint {str(path)!r} is damaged or not a {kind} file "
             f"({type(error).__name__}: {error})"

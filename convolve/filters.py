@@ -164,6 +164,10 @@ def _kernel_array(value: Any) -> np.ndarray:
             f"kernel must be a non-empty 2-D array (KH, KW); received an array of shape "
             f"{tuple(array.shape)}"
         )
+    bad = np.count_nonzero(~np.isfinite(array))
+    if bad:
+        raise ValueError(f"kernel must hold finite numbers; received {bad} NaN or infinite "
+                         f"values in an array of shape {tuple(array.shape)}")
     return array
 
 

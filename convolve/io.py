@@ -105,6 +105,23 @@ def to_channels(image: Any, channels: int) -> np.ndarray:
     raise ValueError(f"channels must be 1 or 3; received {channels!r}")
 
 
+def resize(image: Any, size: tuple[int, int]) -> np.ndarray:
+    """``image: (H, W)`` or ``(H, W, C)`` floats resized to ``size = (height, width)``, each
+    channel with Pillow's antialiased bilinear filter; float32, ``(height, width[, C])``."""
+    image_module, _ = _pillow()
+    array = _args.float_array(image, "image").astype(np.float32, copy=False)
+    height, width = _args.pair(size, "size")
+    if array.shape[:2] == (height, width):
+        return array
+    planes = array[..., None] if array.ndim == 2 else array
+    resized = np.stack([
+        np.asarray(image_module.fromarray(np.ascontiguousarray(planes[..., c]))
+                   .resize((width, height), image_module.Resampling.BILINEAR))
+        for c in range(planes.shape[-1])
+    ], axis=-1)
+    return resized[..., 0] if array.ndim == 2 else resized
+
+
 def _check_image_shape(array: np.ndarray) -> None:
     if not (array.ndim == 2 or (array.ndim == 3 and array.shape[-1] in (1, 3))):
         raise ValueError(
@@ -168,13 +185,18 @@ def write_image(path: str | os.PathLike, image: Any, *,
 def image_format(path: str | os.PathLike) -> str:
     """The image format the suffix of ``path`` names, as Pillow calls it (``"PNG"``,
     ``"JPEG"``, ...): the one rule for every file of pixels convolve writes. A ValueError
-    for a suffix that names no format Pillow can write (or none)."""
+    for a suffix that names no format Pillow can write (or none), a FileNotFoundError for a
+    folder that does not exist."""
     image_module, _ = _pillow()
     suffix = Path(path).suffix.lower()
     kind = image_module.registered_extensions().get(suffix)
     if kind is None or kind not in image_module.SAVE:
         raise ValueError(f"cannot write {os.fspath(path)}: unknown file extension: "
                          f"{suffix or '(none)'} (use a suffix such as .png or .jpg)")
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise FileNotFoundError(f"cannot write {os.fspath(path)}: folder {folder} does not "
+                                "exist")
     return kind
 
 

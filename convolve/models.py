@@ -1,12 +1,17 @@
-"""A small model zoo for the command line and training, each returned built."""
+"""A small model zoo for the command line and training, each returned built; and loading
+a trained model back from its checkpoint."""
 
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable
 from typing import Any
 
-from convolve import _args
+import numpy as np
+
+from convolve import _args, checkpoint
+from convolve.model_info import ModelInfo
 from convolve.nn import (
     BatchNorm2D,
     Conv2D,
@@ -18,6 +23,16 @@ from convolve.nn import (
     ReLU,
     Sequential,
 )
+
+
+def _zoo_model(model: Sequential, name: str, input_shape: tuple[int, ...]) -> Sequential:
+    """``model`` built for ``input_shape``, carrying what rebuilds it (``model.info``)."""
+    model.build(input_shape)
+    shape = tuple(int(n) for n in input_shape)
+    model.info = ModelInfo(name=name, args={"input_shape": list(shape),
+                                            "num_classes": model[-1].units},
+                           input_shape=shape)
+    return model
 
 
 def lenet5(input_shape: tuple[int, int, int] = (32, 32, 3), num_classes: int = 10, *,
@@ -36,8 +51,7 @@ def lenet5(input_shape: tuple[int, int, int] = (32, 32, 3), num_classes: int = 1
         Dense(84, activation="relu", seed=rng),
         Dense(_args.integer(num_classes, "num_classes"), seed=rng),
     ])
-    model.build(input_shape)
-    return model
+    return _zoo_model(model, "lenet5", input_shape)
 
 
 def mnist_cnn(input_shape: tuple[int, int, int] = (28, 28, 1), num_classes: int = 10, *,
@@ -63,8 +77,7 @@ def mnist_cnn(input_shape: tuple[int, int, int] = (28, 28, 1), num_classes: int 
         Dropout(0.3, seed=rng),
         Dense(_args.integer(num_classes, "num_classes"), seed=rng),
     ])
-    model.build(input_shape)
-    return model
+    return _zoo_model(model, "mnist_cnn", input_shape)
 
 
 def digits_cnn(input_shape: tuple[int, int, int] = (28, 28, 1), num_classes: int = 10, *,
@@ -79,8 +92,7 @@ def digits_cnn(input_shape: tuple[int, int, int] = (28, 28, 1), num_classes: int
         Flatten(),
         Dense(_args.integer(num_classes, "num_classes"), seed=rng),
     ])
-    model.build(input_shape)
-    return model
+    return _zoo_model(model, "digits_cnn", input_shape)
 
 
 def cifar_cnn(input_shape: tuple[int, int, int] = (32, 32, 3), num_classes: int = 10, *,
@@ -101,8 +113,7 @@ def cifar_cnn(input_shape: tuple[int, int, int] = (32, 32, 3), num_classes: int 
         GlobalAvgPool2D(),
         Dense(_args.integer(num_classes, "num_classes"), seed=rng),
     ])
-    model.build(input_shape)
-    return model
+    return _zoo_model(model, "cifar_cnn", input_shape)
 
 
 MODELS: dict[str, Callable[..., Sequential]] = {
@@ -138,3 +149,58 @@ def training_defaults(name: str) -> dict[str, float]:
     """The ``epochs`` and Adam ``lr`` that ``convolve train`` uses for model ``name``."""
     _lookup(name)
     return dict(TRAINING_DEFAULTS[name])
+
+
+TRAINING_FORMAT = "convolve-training-checkpoint-1"
+
+
+def _training_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
+    arrays, meta = checkpoint.load(path)
+    if meta.get("format") != TRAINING_FORMAT:
+        raise checkpoint.CheckpointError(
+            f"checkpoint {os.fspath(path)!r} is not a training checkpoint (it has no model); "
+            "write one with fit(checkpoint_path=...) or convolve train --checkpoint")
+    return arrays, meta
+
+
+def load_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The model's parameters and buffers from a training checkpoint (``fit``'s), by the
+    names ``model.state_dict()`` uses: ``model.load_state_dict(load_weights(path))``."""
+    arrays, _ = _training_checkpoint(path)
+    return {key.removeprefix("model."): a for key, a in arrays.items()
+            if key.startswith("model.")}
+
+
+def load(path: str | os.PathLike) -> Sequential:
+    """The trained model of a checkpoint written by ``fit`` or ``convolve train``: rebuilt
+    from the zoo, filled with the checkpoint's weights, in evaluation mode.
+
+    ``model.info`` (a ``ModelInfo``) holds its input shape ``(H, W, C)``, class names and
+    input normalisation. Raises ``CheckpointError`` (a ValueError) for a file that is
+    missing, damaged, not a training checkpoint, or of a model not from the zoo (then build
+    the model yourself and call ``model.load_state_dict(load_weights(path))``).
+    """
+    meta = _training_checkpoint(path)[1]
+    where = f"checkpoint {os.fspath(path)!r}"
+    try:
+        info = ModelInfo.from_json(meta.get("model") or {})
+    except ValueError as error:
+        raise checkpoint.CheckpointError(f"{where}: {error}") from None
+    if info.name is None:
+        raise checkpoint.CheckpointError(
+            f"{where} does not name a zoo model ({', '.join(MODELS)}), so convolve cannot "
+            "rebuild it: build the model and call "
+            "model.load_state_dict(convolve.models.load_weights(path))")
+    if info.name not in MODELS:
+        raise checkpoint.CheckpointError(
+            f"{where} holds model {info.name!r}, which this convolve does not know; known: "
+            f"{', '.join(MODELS)}")
+    args = {k: tuple(v) if isinstance(v, list) else v for k, v in info.args.items()}
+    try:
+        model = get_model(info.name, **args)
+        model.load_state_dict(load_weights(path))
+    except (TypeError, ValueError) as error:
+        raise checkpoint.CheckpointError(
+            f"{where} does not rebuild its model {info.name!r}: {error}") from None
+    model.info = info
+    return model.eval()

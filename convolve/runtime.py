@@ -5,7 +5,8 @@ The interface is small:
 - ``THREADS``: how many threads the NumPy-loop methods split their work over
   (``CONVOLVE_NUM_THREADS``, else the cores, at most 8);
 - ``parallel(run, items)`` and ``over_rows(fn, rows, nbytes)``: work on those threads;
-- ``single_threaded_blas()`` and ``run_chunks(run, chunks)``: BLAS products beside them;
+- ``single_threaded_blas()`` and ``run_chunks(run, chunks)``: BLAS products beside them,
+  ``one_blas_thread()`` around a whole network's pass;
 - ``scratch(slot, shape, dtype)``: a reused temporary;
 - ``keep_freed_memory()``: glibc's malloc settings for training (``fit``, ``convolve
   train`` and the benchmarks apply them; ``import convolve`` changes nothing in the
@@ -153,6 +154,32 @@ def single_threaded_blas() -> Iterator[None]:
             _blas_depth -= 1
             if _blas_depth == 0:
                 blas.set(_blas_outer)
+
+
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """Within this block every OpenBLAS call runs on the calling thread, also the one-chunk
+    products that ``run_chunks`` otherwise lets BLAS thread.
+
+    For a whole network's pass (an imported ONNX graph): its many small products each
+    woke BLAS's workers, whose 0.1 s of spinning then slowed every following op on
+    convolve's threads (PP-OCR's MobileNetV3 classifier, batch 1: 184 ms a pass with two
+    BLAS threads, 15 ms with one). A no-op inside a ``single_threaded_blas`` block, where
+    BLAS is on one thread already, and where the library is not found."""
+    blas = _blas()
+    if blas is None or THREADS <= 1:
+        yield
+        return
+    with _blas_lock:
+        outer = blas.get() if _blas_depth == 0 else None
+        if outer is not None:
+            blas.set(1)
+    try:
+        yield
+    finally:
+        if outer is not None:
+            with _blas_lock:
+                blas.set(outer)
 
 
 def run_chunks(run: Callable[[list], Any], chunks: Sequence) -> None:

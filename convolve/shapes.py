@@ -146,6 +146,25 @@ def _check_operands(input_shape: tuple[int, ...], weight_shape: tuple[int, ...],
     return groups
 
 
+def _layout_hint(input_shape: tuple[int, ...], weight_shape: tuple[int, ...],
+                 groups: int) -> str:
+    """When conv2d's channel check fails: what would fit if w were in PyTorch's layout
+    ``(C_out, C_in // groups, KH, KW)`` or x channels-first ``(N, C, H, W)``."""
+    hwio = weight_shape[2] * groups
+    torch_w = weight_shape[1] * groups  # input channels if w were PyTorch's
+    first = input_shape[-3]  # channels if x were channels-first
+    hints = []
+    if torch_w == input_shape[-1] or (torch_w == first != hwio):
+        hints.append(f"w of shape {tuple(weight_shape)} would fit in PyTorch's layout (C_out, "
+                     "C_in // groups, KH, KW), but convolve takes (KH, KW, C_in // groups, "
+                     "C_out): convert it with w.transpose(2, 3, 1, 0)")
+    if first in (hwio, torch_w):
+        axes = "(0, 2, 3, 1)" if len(input_shape) == 4 else "(1, 2, 0)"
+        hints.append(f"x of shape {tuple(input_shape)} would fit channels-first, but convolve "
+                     f"takes channels-last (N, H, W, C): convert it with x.transpose{axes}")
+    return "".join(f"; {hint}" for hint in hints)
+
+
 def conv_geometry(
     input_shape: tuple[int, ...], weight_shape: tuple[int, ...], *, stride: Any,
     padding: Any, dilation: Any, groups: Any,
@@ -164,6 +183,7 @@ def conv_geometry(
         raise ValueError(
             f"w expects {cg} input channels per group ({cg * groups} in all with "
             f"groups={groups}), but x of shape {input_shape} has {c_in} channels"
+            f"{_layout_hint(input_shape, weight_shape, groups)}"
         )
     stride = _args.pair(stride, "stride")
     dilation = _args.pair(dilation, "dilation")

@@ -94,6 +94,18 @@ class Tensor:
     def item(self) -> Any:
         return self.data.item()
 
+    def __float__(self) -> float:
+        return float(self._one("float"))
+
+    def __int__(self) -> int:
+        return int(self._one("int"))
+
+    def _one(self, to: str) -> Any:
+        if self.data.size != 1:
+            raise TypeError(f"only a one-element Tensor converts to {to}; received a Tensor "
+                            f"of shape {self.shape}")
+        return self.data.item()
+
     def detach(self) -> Tensor:
         return Tensor(self.data)
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from convolve import _args, checkpoint, losses, optim, runtime
-from convolve.data import DataLoader
+from convolve import _args, checkpoint, losses, model_info, optim, runtime
+from convolve.data import DataLoader, Split
 from convolve.nn.module import Module
 from convolve.tensor import Tensor, no_grad
 
@@ -51,6 +51,13 @@ class History(dict):
 
 class NonFiniteLossError(ArithmeticError):
     """The loss stopped being finite."""
+
+
+class DivergenceError(ArithmeticError):
+    """The loss grew to ``DIVERGENCE_FACTOR`` times its first value: training diverges."""
+
+
+DIVERGENCE_FACTOR = 100.0
 
 
 class EarlyStopping:
@@ -115,6 +122,9 @@ def _as_loader(data: Any, name: str, batch_size: int, *, shuffle: bool, seed: in
                augment: Any = None) -> DataLoader:
     if isinstance(data, DataLoader):
         return data
+    if isinstance(data, Split):
+        return DataLoader(data.images, data.labels, batch_size, shuffle=shuffle, seed=seed,
+                          augment=augment)
     if isinstance(data, Sequence) and len(data) == 2:
         return DataLoader(data[0], data[1], batch_size, shuffle=shuffle, seed=seed,
                           augment=augment)
@@ -216,7 +226,13 @@ def evaluate(model: Module, data: Any, *, batch_size: int = 256,
 
 
 def predict(model: Module, images: Any, *, batch_size: int = 256) -> np.ndarray:
-    """The model's outputs for ``images: (N, H, W, C)`` as one array, in evaluation mode."""
+    """The model's outputs for ``images: (N, H, W, C)`` as one array: in evaluation mode
+    (the model's mode is restored), without recording, ``batch_size`` images at a time.
+
+    Images of another size than a model was trained on (``model.info``) run when the model
+    can take them (convolutions and global pooling can); when it cannot, the error names
+    the shape it was trained on.
+    """
     images = np.asarray(images)
     batch_size = _args.integer(batch_size, "batch_size")
     if images.ndim == 0 or len(images) == 0:
@@ -228,6 +244,13 @@ def predict(model: Module, images: Any, *, batch_size: int = 256) -> np.ndarray:
         with no_grad():
             outs = [np.asarray(model(images[i:i + batch_size]))
                     for i in range(0, len(images), batch_size)]
+    except ValueError as error:
+        expected = model_info.of(model).input_shape
+        if expected is None or images.shape[1:] == expected:
+            raise
+        raise ValueError(f"images must be (N, {', '.join(map(str, expected))}) for this model, "
+                         f"the shape it was trained on; received an array of shape "
+                         f"{images.shape} ({error})") from None
     finally:
         model.train(was_training)
     return np.concatenate(outs)
@@ -241,6 +264,8 @@ def fit(
     checkpoint_path: str | os.PathLike | None = None, resume: bool = False,
     augment: Any = None, seed: int = 0, verbose: bool = True,
     callbacks: Iterable[Callable[[int, Mapping[str, float]], Any]] = (),
+    classes: Sequence[str] | None = None, normalization: Mapping[str, Any] | None = None,
+    divergence_check: bool = True,
 ) -> History:
     """Train ``model`` by mini-batch gradient descent; returns the per-epoch ``History``.
 
@@ -263,9 +288,16 @@ def fit(
         verbose: a progress bar per epoch (tqdm) and a line of metrics per epoch.
         callbacks: ``fn(epoch, logs)`` called after every epoch, once its checkpoint is
             written.
+        classes: the class names (default: ``train_data.classes`` of a dataset split),
+            kept in ``model.info`` and the checkpoint.
+        normalization: ``{"mean": ..., "std": ...}`` (one value or one per channel) when
+            the images were standardised from ``[0, 1]``; kept for ``convolve predict``.
+        divergence_check: stop with ``DivergenceError`` when a batch's loss reaches 100
+            times the first batch's loss of this run.
 
     Raises:
         NonFiniteLossError: the loss became NaN or infinite (the message names epoch and step).
+        DivergenceError: the loss grew 100-fold (see ``divergence_check``).
     """
     epochs = _args.integer(epochs, "epochs")
     resume, verbose = _args.flag(resume, "resume"), _args.flag(verbose, "verbose")
@@ -275,9 +307,13 @@ def fit(
     loader = _as_loader(train_data, "train_data", batch_size, shuffle=True, seed=seed,
                         augment=augment)
     loss_fn, metric_fns = _resolve_loss(loss), _resolve_metrics(metrics)
+    model.info = model_info.for_training(
+        model, loader.images, normalization=normalization,
+        classes=classes if classes is not None else getattr(train_data, "classes", None) or None)
     optimizer = _resolve_optimizer(optimizer, model, lr)
     schedule = _resolve_schedule(lr_schedule, optimizer, epochs)
     history = History()
+    divergence = _Divergence() if divergence_check else None
     start = 0
     if resume and checkpoint_path is not None and os.path.exists(checkpoint_path):
         start = _restore(checkpoint_path, model, optimizer, schedule, early_stopping, history)
@@ -286,7 +322,7 @@ def fit(
     for epoch in range(start, epochs):
         loader.epoch = epoch
         logs = _train_epoch(model, loader, loss_fn, metric_fns, optimizer, epoch, epochs,
-                            verbose)
+                            verbose, divergence)
         logs["lr"] = optimizer.lr
         if validation_data is not None:
             val = evaluate(model, validation_data, loss=loss_fn, metrics=metric_fns.values())
@@ -311,9 +347,22 @@ def fit(
     return history
 
 
+class _Divergence:
+    """The run's first loss, and whether a later one has grown 100-fold from it."""
+
+    def __init__(self) -> None:
+        self.first: float | None = None
+
+    def grew(self, loss: float) -> bool:
+        if self.first is None:
+            self.first = loss
+        return self.first > 0 and loss >= DIVERGENCE_FACTOR * self.first
+
+
 def _train_epoch(model: Module, loader: DataLoader, loss_fn: LossFn,
                  metric_fns: dict[str, Metric], optimizer: optim.Optimizer, epoch: int,
-                 epochs: int, verbose: bool) -> dict[str, float]:
+                 epochs: int, verbose: bool,
+                 divergence: _Divergence | None = None) -> dict[str, float]:
     model.train()
     totals = dict.fromkeys(["loss", *metric_fns], 0.0)
     count = 0
@@ -328,6 +377,13 @@ def _train_epoch(model: Module, loader: DataLoader, loss_fn: LossFn,
             raise NonFiniteLossError(
                 f"the loss became {current} at epoch {epoch + 1}, step {step}; try a lower "
                 f"learning rate (now {optimizer.lr:g})")
+        if divergence is not None and divergence.grew(current):
+            progress.close()
+            raise DivergenceError(
+                f"the loss grew from {divergence.first:.4g} to {current:.4g} at epoch "
+                f"{epoch + 1}, step {step}: training diverges; try a lower learning rate (now "
+                f"{optimizer.lr:g}), or turn this check off (divergence_check=False, "
+                "--no-divergence-check)")
         optimizer.zero_grad()
         value.backward()
         optimizer.step()
@@ -379,6 +435,7 @@ def _save(path: Any, model: Module, optimizer: optim.Optimizer,
         "early_stopping": None if early_stopping is None else early_stopping.state_dict(),
         "history": dict(history),
         "generators": {name: g.bit_generator.state for name, g in _generators(model)},
+        "model": model_info.of(model).to_json(),  # what convolve.models.load rebuilds
     }
     checkpoint.save(path, arrays, meta)
 

@@ -104,7 +104,8 @@ def test_pictures_follow_the_same_rule(tmp_path):
         assert image.format == "JPEG" and image.size == (320, 240)
     path = viz.plot_feature_maps(np.ones((8, 8, 2)), tmp_path / "m.png", tile=40)
     with Image.open(path) as image:
-        assert image.format == "PNG" and image.size == (80, 40) and image.mode == "RGB"
+        # two 40-pixel tiles: 34-pixel maps under a 14-pixel label band (viz's layout)
+        assert image.format == "PNG" and image.size == (80, 54) and image.mode == "RGB"
 
 
 # ---- values that start with "-"

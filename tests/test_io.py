@@ -2,6 +2,7 @@
 the shipped photograph, and pinned errors."""
 
 import importlib.resources
+import os
 import warnings
 
 import numpy as np
@@ -165,10 +166,40 @@ def test_write_errors(tmp_path, image, kwargs, error, message):
     assert not (tmp_path / "x.png").exists()
 
 
-def test_write_unknown_suffix(tmp_path):
+def test_write_unknown_suffix_no_suffix_and_missing_folder(tmp_path):
     with pytest.raises(ValueError, match=r"^cannot write .*x\.xyz: unknown file extension: "
                                          r"\.xyz \(use a suffix such as \.png or \.jpg\)$"):
         io.write_image(tmp_path / "x.xyz", np.zeros((2, 2)))
+    with pytest.raises(ValueError, match=r"^cannot write .*/o: unknown file extension: \(none\) "
+                                         r"\(use a suffix such as \.png or \.jpg\)$"):
+        io.write_image(tmp_path / "o", np.zeros((2, 2)))
+    with pytest.raises(FileNotFoundError, match=r"^cannot write .*/none/o\.png: folder "
+                                                r".*/none does not exist$"):
+        io.write_image(tmp_path / "none" / "o.png", np.zeros((2, 2)))
+    assert os.listdir(tmp_path) == []
+
+
+def test_write_jpeg_writes_jpeg(tmp_path):
+    from PIL import Image
+
+    io.write_image(tmp_path / "x.jpg", np.zeros((4, 4)))
+    with Image.open(tmp_path / "x.jpg") as image:
+        assert image.format == "JPEG"
+
+
+def test_resize_is_antialiased_bilinear_per_channel():
+    image = np.zeros((40, 60, 3), np.float32)
+    image[:, :30, 0] = 1  # left half red
+    small = io.resize(image, (4, 6))
+    assert small.shape == (4, 6, 3) and small.dtype == np.float32
+    np.testing.assert_allclose(small[:, :2, 0], 1, atol=1e-6)
+    np.testing.assert_allclose(small[:, 4:, 0], 0, atol=1e-6)
+    assert (small[:, 2:4, 0] > 0).all() and (small[:, 2:4, 0] < 1).all()  # a triangle filter
+    np.testing.assert_allclose(small[:, 2, 0] + small[:, 3, 0], 1, atol=1e-6)  # 10 px wide
+    np.testing.assert_allclose(small[..., 1:], 0)
+    grey = io.resize(np.full((7, 9), 0.25, np.float32), (28, 28))
+    assert grey.shape == (28, 28)
+    np.testing.assert_allclose(grey, 0.25, rtol=1e-6)
 
 
 def test_to_channels_errors():

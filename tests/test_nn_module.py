@@ -127,10 +127,10 @@ def test_load_state_dict_lists_every_problem():
         model.load_state_dict(state)
 
 
-def test_load_state_dict_into_unbuilt_layers():
+def test_load_state_dict_into_unbuilt_layers_needs_their_entries():
     model = nn.Sequential([nn.Conv2D(2, 3), nn.Flatten(), nn.Dense(2)])
-    with pytest.raises(ValueError, match=r"cannot load a state_dict into unbuilt layer\(s\) "
-                                         r"0, 2: call model.build\(input_shape\) first"):
+    with pytest.raises(ValueError, match=r"^cannot build unbuilt layer 0 from the state_dict: "
+                                         r"it lacks '0.weight', '0.bias'$"):
         model.load_state_dict({})
 
 

@@ -58,8 +58,9 @@ def test_huge_pictures(tmp_path):
     pytest.importorskip("matplotlib")
     from convolve import viz
 
-    with pytest.raises(ValueError, match=r"^the picture of shape \(10000000, 10000000, 4\) "
-                                         r"\(uint8\) would need 400,000,000,000,000 bytes"):
+    # a tile is 10**7 wide and 10**7 - 6 + 10**6 (label band) + 6 high
+    with pytest.raises(ValueError, match=r"^the picture of shape \(11000000, 10000000, 4\) "
+                                         r"\(uint8\) would need 440,000,000,000,000 bytes"):
         viz.plot_feature_maps(np.ones((4, 4, 1)), tmp_path / "m.png", tile=HUGE)
     with pytest.raises(ValueError, match=r"^the picture of shape \(10000000, 10000000, 4\)"):
         viz.plot_history({"loss": [1.0]}, tmp_path / "h.png", size=(HUGE, HUGE))

@@ -193,7 +193,7 @@ def test_cli_train_errors(capsys, tmp_path):
     assert main(["train", "--resume"]) == 2
     assert capsys.readouterr().err == "convolve train: error: --resume needs --checkpoint PATH\n"
     assert main(["train", "--epochs", "0"]) == 2
-    assert capsys.readouterr().err == "convolve train: error: epochs must be >= 1; received 0\n"
+    assert capsys.readouterr().err == "convolve train: error: --epochs must be >= 1; received 0\n"
     assert main(["train", "--dataset", "mnist", "--data-dir", str(tmp_path / "none")]) == 2
     assert "is not a folder" in capsys.readouterr().err
     assert main(["train", "--dataset", "mnist", "--data-dir", str(tmp_path)]) == 2

@@ -1,5 +1,7 @@
 """Pictures are written as PNG files of exactly the promised pixel size."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -17,12 +19,23 @@ def pixel_size(path):
         return image.size
 
 
+def grid_size(n, tile, *, aspect=1.0, columns=None, title=False, bar=False):
+    """The documented layout: tiles ``tile`` wide, their images ``tile - 6`` wide and as
+    high as ``aspect = H / W`` says, under a label band; a title band, a colour bar."""
+    image_height = max(1, round((tile - 6) * aspect))
+    tile_height = image_height + max(14, tile // 10) + 6
+    columns = min(n, columns or math.ceil(math.sqrt(n * aspect)))
+    rows = math.ceil(n / columns)
+    return (columns * tile + (max(48, tile // 4) if bar else 0),
+            rows * tile_height + (max(16, tile // 8) if title else 0))
+
+
 @pytest.mark.parametrize(("shape", "kwargs", "size"), [
-    ((5, 5, 3, 6), {}, (3 * 96, 2 * 96)),            # RGB tiles, 3 columns
-    ((3, 3, 1, 16), {"tile": 64}, (4 * 64, 4 * 64)),  # grey
-    ((5, 5, 6, 16), {"columns": 8}, (8 * 96, 2 * 96)),  # mean over 6 input channels
-    ((3, 3, 2, 5), {"per_channel": True}, (5 * 96, 2 * 96)),  # a row per input channel
-    ((7, 7), {}, (96, 96)),
+    ((5, 5, 3, 6), {}, grid_size(6, 96)),            # RGB tiles, 3 columns
+    ((3, 3, 1, 16), {"tile": 64}, grid_size(16, 64)),  # grey
+    ((5, 5, 6, 16), {"columns": 8}, grid_size(16, 96, columns=8)),  # mean over 6 inputs
+    ((3, 3, 2, 5), {"per_channel": True}, grid_size(10, 96, columns=5)),  # a row per input
+    ((7, 7), {"title": "one kernel"}, grid_size(1, 96, title=True)),
 ])
 def test_plot_filters(tmp_path, shape, kwargs, size):
     path = viz.plot_filters(RNG.standard_normal(shape), tmp_path / "f.png", **kwargs)
@@ -42,10 +55,33 @@ def test_plot_filters_shows_sign_around_mid_grey(tmp_path):
 def test_plot_feature_maps(tmp_path, scale):
     maps = RNG.random((20, 30, 5))
     path = viz.plot_feature_maps(maps, tmp_path / "m.png", scale=scale,
-                                 titles=list("abcde"))
-    assert pixel_size(path) == (3 * 128, 2 * 128)
+                                 titles=list("abcde"), title="five maps")
+    assert pixel_size(path) == grid_size(5, 128, aspect=20 / 30, title=True,
+                                         bar=scale == "shared")
+    assert grid_size(5, 128, aspect=20 / 30) == (2 * 128, 3 * (81 + 14 + 6))
     assert pixel_size(viz.plot_feature_maps(maps[..., 0], tmp_path / "one.png", tile=50)) \
-        == (50, 50)
+        == grid_size(1, 50, aspect=20 / 30)
+
+
+def test_wide_maps_fill_their_tiles_without_white_bands(tmp_path):
+    maps = np.zeros((100, 400, 4))  # a wide photograph's maps: black...
+    maps[50, 200] = 1  # ... but for one white pixel each, in the middle
+    path = viz.plot_feature_maps(maps, tmp_path / "wide.png", tile=128)
+    assert pixel_size(path) == grid_size(4, 128, aspect=0.25) == (128, 4 * (30 + 14 + 6))
+    pixels = np.asarray(Image.open(path).convert("L"), dtype=float)
+    image = pixels[50 - 3 - 30:50 - 3, 3:125]  # where the first tile's map is drawn
+    assert image.mean() < 20  # black, no white band above or below the map
+
+
+def test_pictures_take_the_format_of_their_suffix(tmp_path):
+    maps = RNG.random((8, 8, 2))
+    viz.plot_feature_maps(maps, tmp_path / "g.jpg", tile=64)
+    with Image.open(tmp_path / "g.jpg") as image:
+        assert image.format == "JPEG"
+    with pytest.raises(ValueError, match=r"^cannot write .*g\.svg: unknown file extension: "
+                                         r"\.svg \(use a suffix such as \.png or \.jpg\)$"):
+        viz.plot_feature_maps(maps, tmp_path / "g.svg", tile=64)
+    assert not (tmp_path / "g.svg").exists()
 
 
 def test_shared_and_per_tile_scales(tmp_path):
@@ -72,8 +108,28 @@ def test_plot_history(tmp_path):
     assert pixel_size(viz.plot_history({"loss": [1, 0.5]}, tmp_path / "l.png",
                                        size=(333, 217))) == (333, 217)
     three = {"accuracy": [0.1], "lr": [0.1], "loss": [3.0]}
-    assert viz._panels(three) == {"loss": ["loss"], "accuracy": ["accuracy"], "lr": ["lr"]}
-    assert pixel_size(viz.plot_history(three, tmp_path / "t.png")) == (1440, 360)
+    assert viz._panels(three, None) == {"loss": ["loss"], "accuracy": ["accuracy"],
+                                        "lr": ["lr"]}
+    assert pixel_size(viz.plot_history(three, tmp_path / "t.png", metrics=None)) == (1440, 360)
+
+
+def test_plot_history_draws_loss_and_accuracy_by_default(tmp_path):
+    from convolve import train
+
+    images = RNG.random((16, 6, 6, 1), dtype=np.float32)
+    labels = RNG.integers(0, 2, 16)
+    from convolve import nn
+
+    model = nn.Sequential([nn.Flatten(), nn.Dense(2, seed=0)], input_shape=(6, 6, 1))
+    history = train.fit(model, (images, labels), epochs=2, batch_size=8, verbose=False,
+                        validation_data=(images, labels))
+    assert {"seconds", "images_per_second", "lr"} <= set(history)
+    assert viz._panels(history, ("loss", "accuracy")) == {
+        "loss": ["loss", "val_loss"], "accuracy": ["accuracy", "val_accuracy"]}
+    assert pixel_size(viz.plot_history(history, tmp_path / "h.png")) == (960, 360)
+    with pytest.raises(ValueError, match=r"^history holds none of the metrics \['accuracy'\]; "
+                                         r"it holds loss \(metrics=None draws them all\)$"):
+        viz.plot_history({"loss": [1.0]}, tmp_path / "x.png", metrics=["accuracy"])
 
 
 @pytest.mark.parametrize(("call", "error", "message"), [

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from convolve._args import PADDING_MODES
@@ -31,15 +29,12 @@ def int_or_pair(text: str, name: str) -> int | tuple[int, ...]:
 
 MODE_HELP = f"boundary: {', '.join(PADDING_MODES)} (default reflect)"
 
-SAMPLE_PREFIX = "sample:"
 IMAGE_HELP = ("image file (PNG, JPEG, ...), or sample:camera for the photograph shipped with "
               "convolve")
 
 
 def read_input_image(text: str) -> np.ndarray:
     """The image named on the command line: a file, or ``sample:NAME`` for a shipped one."""
-    from convolve import io
+    from convolve import inputs
 
-    if text.startswith(SAMPLE_PREFIX) and not Path(text).exists():
-        return io.sample_image(text[len(SAMPLE_PREFIX):])
-    return io.read_image(text)
+    return inputs.read(text)

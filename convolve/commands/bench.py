@@ -6,6 +6,13 @@ import argparse
 
 SUITES = ("conv", "filter", "pool")
 
+# Each peer library: (import name, what to pip install, the suites that compare with it).
+PEERS = {
+    "torch": ("torch", "torch", ("conv", "filter", "pool")),
+    "scipy": ("scipy", "scipy", ("filter",)),
+    "opencv": ("cv2", "opencv-python-headless", ("filter",)),
+}
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
@@ -39,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
     suites = args.suites or SUITES
     keep_freed_memory()  # as in training (fit)
     print(environment())
+    for line in missing_peers(suites):
+        print(line)
     settings = dict(rounds=args.rounds, calls=2)
     if "conv" in suites:
         from convolve.perf.conv import conv_rows
@@ -58,3 +67,20 @@ def run(args: argparse.Namespace) -> int:
         print("\nmax_pool2d 2x2/2 forward+backward (ratio = torch time / convolve time)\n")
         print(report.pool_table(pool_rows(**settings)))
     return 0
+
+
+def missing_peers(suites: tuple[str, ...] | list[str]) -> list[str]:
+    """A line per peer the chosen suites compare with that is not installed, naming the
+    package to install for its columns."""
+    import importlib
+
+    lines = []
+    for peer, (module, package, used_by) in PEERS.items():
+        if not any(suite in used_by for suite in suites):
+            continue
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            lines.append(f"{peer} is not installed: its columns are left out (pip install "
+                         f"{package}; all peers: pip install 'convolve[bench]')")
+    return lines

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,37 +13,51 @@ import numpy as np
 import convolve
 from convolve import _args, checkpoint, filters, viz
 from convolve.commands import IMAGE_HELP, MODE_HELP, CommandError, read_input_image
+from convolve.nn.module import Module
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "featuremaps", help="picture the feature maps of a kernel bank or a conv weight",
-        description="Filter an image with a bank of named kernels (the image in grey, one "
-                    "map per kernel), or with a conv weight (KH, KW, C_in, C_out) from a "
-                    ".npz or .safetensors file (the image as C_in = 1 or 3 channels, "
-                    "'same' padding, no bias or activation, one map per output channel), "
-                    "and draw the maps as one grid of tiles.")
+        "featuremaps", help="picture the feature maps of a trained model, a kernel bank or a "
+                            "conv weight",
+        description="Draw feature maps as one grid of tiles. With a training checkpoint "
+                    "(convolve train --checkpoint): the activations of one layer of the "
+                    "model (--layer, any depth) for the image, converted to the model's "
+                    "input as convolve predict does, or with --weights that layer's "
+                    "kernels. With --kernels: the image in grey filtered by named kernels. "
+                    "With any other .npz or .safetensors file: a conv weight (KH, KW, C_in, "
+                    "C_out) applied to the image (C_in = 1 or 3, 'same' padding, no bias).")
     parser.add_argument("input", metavar="IN", help=IMAGE_HELP)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--kernels", metavar="NAMES",
                         help="comma-separated kernel names, e.g. sobel_x,sobel_y,laplacian; "
                              f"known: {', '.join(filters.NAMES)}")
     source.add_argument("--checkpoint", metavar="CKPT",
-                        help=".npz or .safetensors file holding a conv weight "
-                             "(KH, KW, C_in, C_out)")
+                        help="a training checkpoint, or a .npz or .safetensors file holding a "
+                             "conv weight (KH, KW, C_in, C_out)")
     which = parser.add_mutually_exclusive_group()
-    which.add_argument("--key", help="the weight's name in the checkpoint")
-    which.add_argument("--layer", type=int,
-                       help="the N-th (from 0) 4-D array of the checkpoint, names in natural "
-                            "order (conv2 before conv10); default 0")
+    which.add_argument("--key", help="the weight's name in a file of weights")
+    which.add_argument("--layer", metavar="N|NAME",
+                       help="a training checkpoint's model layer: its number (as in convolve "
+                            "summary, from 0) or name (conv2d_2: the second Conv2D); default "
+                            "0. A file of weights: its N-th 4-D array, names in natural order "
+                            "(conv2 before conv10)")
+    parser.add_argument("--weights", action="store_true",
+                        help="draw the layer's kernels instead of its activations")
+    parser.add_argument("--native-size", action="store_true",
+                        help="run the model on the image at its own size instead of resizing "
+                             "it to the model's input (convolutions and pooling take any "
+                             "size)")
     parser.add_argument("--mode", default="reflect", help=MODE_HELP)
     parser.add_argument("--scale", default="per-tile", metavar="SCALE",
                         help="per-tile: each map stretched to its own min..max (default); "
-                             "shared: one min..max for all maps")
+                             "shared: one min..max for all maps, drawn as a colour bar")
+    parser.add_argument("--shared-scale", dest="scale", action="store_const", const="shared",
+                        help="the same as --scale shared")
     parser.add_argument("--tile", type=int, default=256,
-                        help="pixels per tile (default 256); the picture is columns * tile "
-                             "by rows * tile pixels, columns = ceil(sqrt(maps))")
-    parser.add_argument("--columns", type=int, help="tiles per row")
+                        help="pixels per tile, wide (default 256); tiles are as high as the "
+                             "maps' aspect ratio says")
+    parser.add_argument("--columns", type=int, help="tiles per row (default: a square grid)")
     parser.add_argument("-o", "--output", required=True, metavar="GRID.png",
                         help="image file to write; the format follows the suffix (.png, "
                              ".jpg, .tif, .bmp, .webp, ...)")
@@ -66,8 +81,9 @@ def load_arrays(path: str) -> dict[str, np.ndarray]:
     return {key: a for key, a in arrays.items() if a.dtype.kind in "iuf"}
 
 
-def conv_weight(path: str, *, key: str | None, layer: int | None) -> tuple[str, np.ndarray]:
-    """The named (or the ``layer``-th 4-D) array of a checkpoint: ``(KH, KW, C_in, C_out)``."""
+def conv_weight(path: str, *, key: str | None, layer: int) -> tuple[str, np.ndarray]:
+    """The named (or the ``layer``-th 4-D) array of a file of weights (of a training
+    checkpoint: the model's only): ``(KH, KW, C_in, C_out)``."""
     arrays = load_arrays(path)
     if key is not None:
         if key not in arrays:
@@ -77,8 +93,10 @@ def conv_weight(path: str, *, key: str | None, layer: int | None) -> tuple[str, 
             raise CommandError(f"--key {key!r} must name a conv weight (KH, KW, C_in, C_out); "
                                f"received an array of shape {arrays[key].shape}")
         return key, arrays[key]
+    if any(k.startswith("model.") for k in arrays) and any(
+            k.startswith("optimizer.") for k in arrays):  # a training checkpoint's
+        arrays = {k: a for k, a in arrays.items() if k.startswith("model.")}
     weights = sorted((k for k, a in arrays.items() if a.ndim == 4), key=_natural)
-    layer = 0 if layer is None else layer
     if not 0 <= layer < len(weights):
         raise CommandError(f"--layer {layer} is out of range: {path} holds {len(weights)} "
                            f"4-D arrays ({', '.join(weights) or 'none'})")
@@ -97,16 +115,26 @@ def _kernel_bank_maps(image: np.ndarray, names_text: str, mode: str
     return np.stack([filters.apply(grey, name, mode=mode) for name in names], axis=-1), names
 
 
-def _checkpoint_maps(image: np.ndarray, args: argparse.Namespace
-                     ) -> tuple[np.ndarray, list[str]]:
+def _weights_layer(text: str | None) -> int:
+    if text is None:
+        return 0
+    if not text.isdigit():
+        raise CommandError(f"--layer must be a number for a file of weights (it holds no "
+                           f"model to name layers in); received {text!r}")
+    return int(text)
+
+
+def _weight_file_maps(image: np.ndarray, args: argparse.Namespace) -> Drawing:
     from convolve import io
 
-    key, weight = conv_weight(args.checkpoint, key=args.key, layer=args.layer)
+    key, weight = conv_weight(args.checkpoint, key=args.key, layer=_weights_layer(args.layer))
     if weight.dtype.kind != "f":
         raise CommandError(f"{key} must be a floating-point conv weight; received dtype "
                            f"{weight.dtype}")
     if weight.size == 0:
         raise CommandError(f"{key} of shape {weight.shape} holds no filters")
+    if args.weights:
+        return Drawing(weight, "filters", f"{key} {weight.shape}")
     c_in = weight.shape[2]
     if c_in not in (1, 3):
         raise CommandError(
@@ -116,23 +144,94 @@ def _checkpoint_maps(image: np.ndarray, args: argparse.Namespace
     x = io.to_channels(image, c_in)
     maps = convolve.conv2d(x, weight.astype(np.float32), padding="same",
                            padding_mode=args.mode)
-    return maps, [f"{key}[{i}]" for i in range(maps.shape[-1])]
+    return Drawing(maps, "maps", f"{key} on {args.input}",
+                   [f"{key}[{i}]" for i in range(maps.shape[-1])])
+
+
+def _model_maps(model: Module, image: np.ndarray, args: argparse.Namespace) -> Drawing:
+    from convolve import inputs
+    from convolve.nn import layers
+
+    if args.key is not None:
+        raise CommandError("--key names an array of a file of weights; a training "
+                           "checkpoint's model takes --layer N or --layer NAME")
+    layer = layers.find(model, "0" if args.layer is None else args.layer)
+    info = model.info
+    if args.weights:
+        weight = getattr(layer.module, "weight", None)
+        if weight is None or weight.ndim != 4:
+            raise CommandError(f"{layer} is a {type(layer.module).__name__}: it has no conv "
+                               "kernels to draw; choose a convolution layer")
+        weight = np.asarray(weight.data)
+        return Drawing(weight, "filters", f"{layer} of {info.name}: kernels {weight.shape}")
+    height, width, channels = info.input_shape
+    if args.native_size:
+        height, width = image.shape[:2]
+    x = inputs.to_model_input(image, (height, width, channels), info)
+    maps = layers.output_of(model, layer, x[None])[0]
+    if maps.ndim != 3:
+        listing = ", ".join(f"{each.number} {each.name}" for each in layers.layers(model))
+        raise CommandError(f"{layer} outputs shape {maps.shape}, not feature maps (H, W, C); "
+                           f"choose another layer: {listing}")
+    return Drawing(maps, "maps", f"{layer} of {info.name} on {args.input}")
+
+
+@dataclass(frozen=True)
+class Drawing:
+    """What to draw: ``maps (H, W, C)`` or ``filters (KH, KW, C_in, C_out)``."""
+
+    array: np.ndarray
+    kind: str
+    title: str
+    titles: list[str] | None = None
+
+
+def _trained_model(path: str) -> Module | None:
+    """The model of a training checkpoint that names a zoo model; None for other files."""
+    from convolve import models
+
+    try:
+        meta = checkpoint.load(path)[1]
+    except checkpoint.CheckpointError:
+        return None  # a file of arrays without convolve's metadata (read again, with errors)
+    if meta.get("format") != models.TRAINING_FORMAT or not (meta.get("model") or {}).get(
+            "name"):
+        return None
+    return models.load(path)
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.checkpoint is None and (args.key is not None or args.layer is not None):
-        raise CommandError("--key and --layer apply only with --checkpoint")
-    _args.choice(args.scale, "--scale", viz.SCALES)
     from convolve import io
 
+    if args.checkpoint is None and (args.key is not None or args.layer is not None
+                                    or args.weights):
+        raise CommandError("--key, --layer and --weights apply only with --checkpoint")
+    _args.choice(args.scale, "--scale", viz.SCALES)
     io.image_format(args.output)  # a suffix no format has is refused before any work
+    _args.integer(args.tile, "--tile", minimum=32)
+    if args.checkpoint is not None:
+        load_arrays(args.checkpoint)  # a wrong suffix, a missing or damaged file: said now
     image = read_input_image(args.input)
     if args.kernels is not None:
         maps, titles = _kernel_bank_maps(image, args.kernels, args.mode)
+        drawing = Drawing(maps, "maps", f"{args.kernels} on {args.input}", titles)
     else:
-        maps, titles = _checkpoint_maps(image, args)
-    path = viz.plot_feature_maps(maps, args.output, scale=args.scale, tile=args.tile,
-                                 columns=args.columns, titles=titles)
-    height, width, count = maps.shape
-    print(f"wrote {path}: {count} feature maps of {width}x{height}")
+        model = _trained_model(args.checkpoint)
+        drawing = (_weight_file_maps(image, args) if model is None
+                   else _model_maps(model, image, args))
+    if drawing.kind == "filters":
+        path = viz.plot_filters(drawing.array, args.output, tile=args.tile,
+                                columns=args.columns, title=drawing.title)
+        kh, kw, _, count = drawing.array.shape
+        print(f"wrote {path}: {_plural(count, 'filter')} of {kw}x{kh}")
+        return 0
+    path = viz.plot_feature_maps(drawing.array, args.output, scale=args.scale,
+                                 tile=args.tile, columns=args.columns, titles=drawing.titles,
+                                 title=drawing.title)
+    height, width, count = drawing.array.shape
+    print(f"wrote {path}: {_plural(count, 'feature map')} of {width}x{height}")
     return 0

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from convolve import filters
+from convolve import checkpoint, filters
 from convolve.commands import IMAGE_HELP, MODE_HELP, CommandError, read_input_image
 
 KERNEL_TEXT_HELP = ("rows separated by ';', numbers by ',', e.g. '1,0,-1;2,0,-2;1,0,-1' "
@@ -68,6 +68,9 @@ def load_kernel_file(path: str) -> np.ndarray:
     except FileNotFoundError:
         raise FileNotFoundError(f"kernel file not found: {path}") from None
     except (OSError, ValueError, EOFError) as error:
+        refused = checkpoint.refused_pickle(error)
+        if refused:
+            raise CommandError(f"kernel file {path} {refused}") from None
         raise CommandError(f"cannot read kernel file {path} as .npy: {error}") from None
     if not isinstance(array, np.ndarray):  # an .npz archive
         array.close()

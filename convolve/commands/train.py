@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -48,21 +49,51 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="continue from --checkpoint if it exists")
     parser.add_argument("--json", action="store_true",
                         help="end the output with one JSON line of results")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--quiet", action="store_true",
+                        help="print only the test accuracy line (and the --json line): no "
+                             "model summary, progress bars or per-epoch lines")
+    parser.add_argument("--no-divergence-check", dest="divergence_check",
+                        action="store_false",
+                        help="keep training when the loss grows to 100 times its first value "
+                             "(by default that stops training with an error, as NaN does)")
     parser.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    loader_name, default_model, augment = DATASETS[args.dataset]
+def _check(args: argparse.Namespace) -> None:
+    """Every argument, before any work."""
     if args.resume and not args.checkpoint:
         raise CommandError("--resume needs --checkpoint PATH")
     if args.checkpoint:  # an unwritable folder is reported before any data is read
         checkpoint.check_writable(args.checkpoint)
     if args.data_dir is not None and not os.path.isdir(args.data_dir) and not args.download:
         raise CommandError(f"--data-dir {args.data_dir!r} is not a folder")
+    if args.epochs is not None and args.epochs < 1:
+        raise CommandError(f"--epochs must be >= 1; received {args.epochs}")
+    if args.batch_size < 1:
+        raise CommandError(f"--batch-size must be >= 1; received {args.batch_size}")
+    if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
+        raise CommandError(f"--lr must be a finite number > 0; received {args.lr}")
+    if args.seed < 0:
+        raise CommandError(f"--seed must be >= 0; received {args.seed}")
+    if args.checkpoint is not None:
+        checkpoint.check_path(args.checkpoint)
+
+
+def _dataset(name: str, args: argparse.Namespace) -> data.Dataset:
+    if name == "embedded-mnist":
+        return data.embedded_mnist()
+    try:
+        return data.load(name, args.data_dir, download=args.download)
+    except FileNotFoundError as error:  # the library's hint names its argument, not the flag
+        raise FileNotFoundError(str(error).replace("pass download=True", "pass --download")
+                                ) from None
+
+
+def run(args: argparse.Namespace) -> int:
+    loader_name, default_model, augment = DATASETS[args.dataset]
+    _check(args)
     model_name = args.model or default_model
-    dataset = (data.embedded_mnist() if loader_name == "embedded-mnist" else
-               data.load(loader_name, args.data_dir, download=args.download))
+    dataset = _dataset(loader_name, args)
     model = models.get_model(model_name, input_shape=dataset.image_shape,
                              num_classes=len(dataset.classes), seed=args.seed)
     defaults = models.training_defaults(model_name)
@@ -79,8 +110,9 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size, lr_schedule=None if args.schedule == "none"
             else args.schedule, checkpoint_path=args.checkpoint, resume=args.resume,
             augment=data.Augment() if augment else None, seed=args.seed,
-            verbose=not args.quiet)
-    except train.NonFiniteLossError as error:
+            verbose=not args.quiet, classes=dataset.classes,
+            divergence_check=args.divergence_check)
+    except (train.NonFiniteLossError, train.DivergenceError) as error:
         raise CommandError(str(error)) from None
     seconds = time.perf_counter() - began
     result = train.evaluate(model, dataset.test)

@@ -8,11 +8,10 @@ in [0, 1] (channels-last) and ``labels: (N,)`` int64.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
@@ -23,11 +22,26 @@ from convolve.data.download import RemoteFile, data_home, fetch, mirrors
 PathLike = str | os.PathLike
 
 
-class Split(NamedTuple):
-    """One split: ``images: (N, H, W, C)`` float32 in [0, 1], ``labels: (N,)`` int64."""
+@dataclass(frozen=True, repr=False, eq=False)
+class Split:
+    """One split: ``images: (N, H, W, C)`` float32 in [0, 1], ``labels: (N,)`` int64, and
+    the dataset's class names. ``len(split)`` is N; ``images, labels = split`` unpacks."""
 
     images: np.ndarray
     labels: np.ndarray
+    classes: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return iter((self.images, self.labels))
+
+    def __repr__(self) -> str:
+        images, labels = np.asarray(self.images), np.asarray(self.labels)
+        named = f", {len(self.classes)} classes" if self.classes else ""
+        return (f"Split({len(self)} examples, images {images.shape[1:]} {images.dtype}, "
+                f"labels {labels.dtype}{named})")
 
 
 @dataclass(frozen=True, repr=False)
@@ -134,7 +148,7 @@ def _idx_dataset(name: str, title: str, root: PathLike | None, download: bool,
         images = idx.read_idx(paths[0], ndim=3)
         labels = idx.read_idx(paths[1], ndim=1)
         _check_idx_pair(paths, images, labels, len(classes))
-        splits[split] = Split(to_float(images), labels.astype(np.int64))
+        splits[split] = Split(to_float(images), labels.astype(np.int64), classes)
     return Dataset(name, splits["train"], splits["test"], classes)
 
 
@@ -207,7 +221,8 @@ def cifar10(root: PathLike | None = None, *, download: bool = False,
     if _args.flag(download, "download") and cifar.find(folder) is None:
         fetch(CIFAR10_FILE, folder, mirrors(CIFAR10_MIRRORS, mirror))
     arrays = cifar.load_arrays(folder)
-    train, test = (Split(to_float(x), y) for x, y in (arrays["train"], arrays["test"]))
+    train, test = (Split(to_float(x), y, cifar.CLASSES)
+                   for x, y in (arrays["train"], arrays["test"]))
     return Dataset("cifar10", train, test, cifar.CLASSES)
 
 
@@ -227,7 +242,7 @@ def embedded_mnist() -> Dataset:
     with resources.files("convolve.data").joinpath("embedded", EMBEDDED_FILE).open("rb") as f, \
             np.load(f, allow_pickle=False) as arrays:
         splits = {split: Split(to_float(arrays[f"{split}_images"]),
-                               arrays[f"{split}_labels"].astype(np.int64))
+                               arrays[f"{split}_labels"].astype(np.int64), MNIST_CLASSES)
                   for split in ("train", "test")}
     return Dataset("embedded-mnist", splits["train"], splits["test"], MNIST_CLASSES)
 

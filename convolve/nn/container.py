@@ -14,14 +14,19 @@ class Sequential(Module):
 
     Arguments:
         layers: a list (or tuple) of Modules.
+        input_shape: ``(H, W, C)`` (without the batch axis) builds every lazy layer now, as
+            Keras does, so that ``parameters()`` is complete before the first call.
     """
 
-    def __init__(self, layers: Sequence[Module] = ()) -> None:
+    def __init__(self, layers: Sequence[Module] = (), *,
+                 input_shape: tuple[int, ...] | None = None) -> None:
         super().__init__()
         if not isinstance(layers, (list, tuple)):
             raise TypeError(f"layers must be a list of Modules; received {describe(layers)}")
         for layer in layers:
             self.append(layer)
+        if input_shape is not None:
+            self.build(input_shape)
 
     def append(self, layer: Module) -> Sequential:
         """Add ``layer`` at the end; returns self."""

@@ -51,6 +51,17 @@ class _Conv(Weighted):
         self._build_parameters(self._weight_shape(in_channels), self._out_channels(in_channels))
         self.in_channels = in_channels
 
+    def build_from_shapes(self, shapes: Any) -> None:
+        shape = tuple(shapes["weight"])
+        if len(shape) != 4:
+            raise ValueError(f"{type(self).__name__}'s weight must be 4-D (KH, KW, ., .); "
+                             f"received shape {shape}")
+        self._build(self._in_channels_of(shape))
+
+    def _in_channels_of(self, weight_shape: tuple[int, ...]) -> int:
+        """The input channels a weight of this shape is built for."""
+        raise NotImplementedError
+
     def _prepare(self, x: Any) -> Any:
         """``x`` in the layer's dtype, after building on (or checking) its channels."""
         x = cast_input(x, self.dtype)
@@ -112,6 +123,9 @@ class Conv2D(_Conv):
     def _out_channels(self, in_channels: int) -> int:
         return self.filters
 
+    def _in_channels_of(self, weight_shape: tuple[int, ...]) -> int:
+        return weight_shape[2] * self.groups
+
     def forward(self, x: Any) -> Any:
         x = self._prepare(x)
         y = conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding,
@@ -151,6 +165,9 @@ class DepthwiseConv2D(_Conv):
 
     def _out_channels(self, in_channels: int) -> int:
         return in_channels * self.depth_multiplier
+
+    def _in_channels_of(self, weight_shape: tuple[int, ...]) -> int:
+        return weight_shape[3] // self.depth_multiplier
 
     def forward(self, x: Any) -> Any:
         x = self._prepare(x)
@@ -192,6 +209,9 @@ class ConvTranspose2D(_Conv):
 
     def _out_channels(self, in_channels: int) -> int:
         return self.filters
+
+    def _in_channels_of(self, weight_shape: tuple[int, ...]) -> int:
+        return weight_shape[3]
 
     def forward(self, x: Any) -> Any:
         x = self._prepare(x)

@@ -44,6 +44,12 @@ class Dense(Weighted):
         self._build_parameters((in_features, self.units), self.units)
         self.in_features = in_features
 
+    def build_from_shapes(self, shapes: Any) -> None:
+        shape = tuple(shapes["weight"])
+        if len(shape) != 2:
+            raise ValueError(f"Dense's weight must be 2-D (F_in, F_out); received shape {shape}")
+        self._build(shape[0])
+
     def forward(self, x: Any) -> Any:
         x = cast_input(x, self.dtype)
         shape = data(x).shape

@@ -17,7 +17,7 @@ from convolve._args import describe, flag
 from convolve.nn.observe import observers
 from convolve.nn.summary import Summary, summarize, trace
 from convolve.ops.math import astype
-from convolve.tensor import Tensor, data
+from convolve.tensor import Tensor, data, is_grad_enabled, no_grad
 
 
 def cast_input(x: Any, dtype: np.dtype) -> Any:
@@ -30,8 +30,36 @@ def cast_input(x: Any, dtype: np.dtype) -> Any:
     return x
 
 
+def _records(module: Module, args: tuple[Any, ...]) -> bool:
+    """Whether a call records a graph: with a Tensor input, or in training mode with
+    recording on. Arrays in evaluation mode or inside ``no_grad()`` give arrays."""
+    if any(isinstance(a, Tensor) for a in args):
+        return True
+    return module.training and is_grad_enabled()
+
+
+def _checkpoint_hint(arrays: Mapping[str, Any]) -> str:
+    """What to do with a training checkpoint's arrays passed as a state_dict."""
+    if not any(key.startswith("model.") for key in arrays):
+        return ""
+    return (" (keys starting with 'model.' are a training checkpoint's arrays: load it with "
+            "convolve.models.load(path), or model.load_state_dict("
+            "convolve.models.load_weights(path)))")
+
+
+def _untensor(out: Any) -> Any:
+    if isinstance(out, tuple):
+        return tuple(_untensor(o) for o in out)
+    return data(out)
+
+
 class Module:
-    """Base class of layers and models: ``__call__`` runs ``forward``."""
+    """Base class of layers and models: ``__call__`` runs ``forward``.
+
+    Called in training mode (the default after construction) a module records a graph for
+    ``backward()``; called on NumPy arrays in evaluation mode (``model.eval()``) or inside
+    ``no_grad()`` it records nothing and returns arrays, as the functional ops do.
+    """
 
     training: bool
 
@@ -45,7 +73,11 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        out = self.forward(*args, **kwargs)
+        if _records(self, args):
+            out = self.forward(*args, **kwargs)
+        else:  # arrays in, outside training: arrays out, as the functional ops do
+            with no_grad():
+                out = _untensor(self.forward(*args, **kwargs))
         for callback in list(observers()):
             callback(self, out)
         return out
@@ -161,20 +193,17 @@ class Module:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Copy arrays into the parameters and buffers in place (optimizers keep working).
 
-        Every key must be present with the same shape and dtype; nothing is changed unless
-        all of them are. Lazy layers must be built first.
+        Every key must be present with the same shape and dtype; no value is changed unless
+        all of them are. Lazy layers not built yet are built from the shapes in ``state``
+        (a Conv2D's input channels from its weight), as PyTorch's lazy modules do.
         """
         if not isinstance(state, Mapping):
             raise TypeError(f"state must be a mapping of names to arrays; received "
                             f"{describe(state)}")
-        unbuilt = self.unbuilt()
-        if unbuilt:
-            raise ValueError(
-                f"cannot load a state_dict into unbuilt layer(s) {', '.join(unbuilt)}: call "
-                "model.build(input_shape) first (or give the layers their input size)")
+        arrays = {name: np.asarray(data(value)) for name, value in state.items()}
+        self._build_from(arrays)
         targets = {name: p.data for name, p in self.named_parameters()}
         targets.update(self.named_buffers())
-        arrays = {name: np.asarray(data(value)) for name, value in state.items()}
         problems = [
             f"missing key {name!r} (expected shape {t.shape})"
             for name, t in targets.items() if name not in arrays
@@ -194,9 +223,32 @@ class Module:
                 problems.append(f"{name!r} has dtype {a.dtype} in the state_dict but "
                                 f"{t.dtype} in the model")
         if problems:
-            raise ValueError("load_state_dict: " + "; ".join(problems))
+            raise ValueError("load_state_dict: " + "; ".join(problems[:6])
+                             + (f"; and {len(problems) - 6} more" if len(problems) > 6 else "")
+                             + _checkpoint_hint(arrays))
         for name, t in targets.items():
             np.copyto(t, arrays[name])
+
+    def _build_from(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Build every unbuilt sub-module from the shapes of its entries in ``arrays``."""
+        for prefix, module in self.named_modules():
+            slots = (*module._parameters.items(), *module._buffers.items())
+            if all(value is not None for _, value in slots):
+                continue
+            keys = {name: f"{prefix}.{name}" if prefix else name for name, _ in slots}
+            missing = [key for key in keys.values() if key not in arrays]
+            if missing:
+                raise ValueError(
+                    f"cannot build unbuilt layer {prefix or type(module).__name__} from the "
+                    f"state_dict: it lacks {', '.join(map(repr, missing))}"
+                    f"{_checkpoint_hint(arrays)}")
+            module.build_from_shapes({name: arrays[key].shape for name, key in keys.items()})
+
+    def build_from_shapes(self, shapes: Mapping[str, tuple[int, ...]]) -> None:
+        """Build this lazy layer's parameters from their shapes (by slot name): how
+        ``load_state_dict`` builds a layer that has not seen an input yet."""
+        raise ValueError(f"{type(self).__name__} cannot be built from a state_dict: call "
+                         "model.build(input_shape) first")
 
     # -- building and describing ------------------------------------------------------
     def build(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -50,6 +50,12 @@ class BatchNorm2D(Module):
         self.running_var = np.ones(channels, self.dtype)
         self.in_channels = channels
 
+    def build_from_shapes(self, shapes: Any) -> None:
+        shape = tuple(shapes["gamma"])
+        if len(shape) != 1:
+            raise ValueError(f"BatchNorm2D's gamma must be 1-D (C,); received shape {shape}")
+        self._build(shape[0])
+
     def forward(self, x: Any) -> Any:
         x = cast_input(x, self.dtype)
         shape = data(x).shape
