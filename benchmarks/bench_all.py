@@ -35,4 +35,13 @@ if __name__ == "__main__":
     if (ROOT / "benchmarks" / "bench_train.py").exists():
         sections.append("### One training step, default MNIST model (median of 30, "
                         "ratio = convolve img/s / torch img/s)\n\n" + train_table("mnist_cnn"))
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        from bench_onnx import onnx_section
+
+        sections.append(onnx_section(rounds=args.rounds, calls=args.calls,
+                                     threads=args.threads))
     write(args.out, "Benchmark results", "\n\n".join(sections))

@@ -11,6 +11,7 @@ import functools
 import math
 import numbers
 import os
+import sys
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,12 @@ def describe(value: Any) -> str:
     if hasattr(value, "shape") and hasattr(value, "dtype"):
         return f"{type(value).__name__} of shape {tuple(value.shape)} and dtype {value.dtype}"
     return repr(value)
+
+
+def is_dask_array(value: Any) -> bool:
+    """Without importing Dask: a Dask array exists only once ``dask.array`` is imported."""
+    dask_array = sys.modules.get("dask.array")
+    return dask_array is not None and isinstance(value, dask_array.Array)
 
 
 def is_int(value: Any) -> bool:

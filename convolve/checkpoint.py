@@ -19,9 +19,9 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -171,17 +171,29 @@ def save(path: str | os.PathLike, arrays: dict[str, np.ndarray], meta: dict[str,
                             f"dtype {array.dtype}")
     text = json.dumps(meta)
     digest = _digest(contiguous, text)
+
+    def write(f: BinaryIO) -> None:
+        if kind == "npz":
+            np.savez(f, **contiguous, **{_META_KEY: np.array(text),
+                                         _DIGEST_KEY: np.array(digest)})
+        else:
+            f.write(_safetensors().numpy.save(
+                contiguous, metadata={_META_KEY: text, _DIGEST_KEY: digest}))
+
+    write_atomically(path, write)
+    return path
+
+
+def write_atomically(path: Path, write: Callable[[BinaryIO], Any]) -> None:
+    """Replace ``path`` (in an existing folder) by what ``write(file)`` writes, atomically:
+    into a temporary file beside it, synced, then renamed over it. A writer killed midway
+    leaves only its temporary, which the next write to ``path`` removes."""
     _remove_stale_temporaries(path)
     fd, tmp = tempfile.mkstemp(prefix=f"{_temporary_prefix(path)}{os.getpid()}.",
                                suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            if kind == "npz":
-                np.savez(f, **contiguous, **{_META_KEY: np.array(text),
-                                             _DIGEST_KEY: np.array(digest)})
-            else:
-                f.write(_safetensors().numpy.save(
-                    contiguous, metadata={_META_KEY: text, _DIGEST_KEY: digest}))
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -189,7 +201,6 @@ def save(path: str | os.PathLike, arrays: dict[str, np.ndarray], meta: dict[str,
         Path(tmp).unlink(missing_ok=True)
         raise
     _sync_folder(path.parent)
-    return path
 
 
 def _read(path: Path) -> tuple[dict[str, np.ndarray], str | None]:

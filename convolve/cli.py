@@ -13,7 +13,7 @@ import convolve
 from convolve.commands import CommandError
 
 # Each module defines ``register(subparsers)``, which adds its parser and sets ``run``.
-COMMANDS = ("explain", "filter", "featuremaps", "summary", "train", "bench", "predict")
+COMMANDS = ("explain", "filter", "featuremaps", "summary", "train", "bench", "predict", "export")
 
 # A value made of numbers that starts with "-", e.g. "-1,28,28,1" or "-1,0,1;-2,0,2".
 _NUMBERS = re.compile(r"^-[\d.][\d.,;eE+\- ]*$")

@@ -193,30 +193,51 @@ def apply(image: Any, kernel: Any, *, mode: str = "reflect") -> np.ndarray:
             (mirror without repeating the edge), ``"replicate"``, ``"circular"`` or
             ``"symmetric"`` (mirror repeating the edge).
 
+    A Dask array (extra ``dask``) gives a lazy Dask array with the image's chunks, filtered
+    chunk by chunk with the halo the kernel needs (``convolve.chunked.apply``), equal to the
+    in-memory result for every mode and chunking.
+
     Returns:
         An array of the image's shape and dtype, equal to ``scipy.ndimage.correlate`` with
         mode ``"constant"``, ``"mirror"``, ``"nearest"``, ``"wrap"`` or ``"reflect"``
         respectively. The kernel is centred at ``(KH // 2, KW // 2)``.
     """
+    if _args.is_dask_array(image):
+        from convolve import chunked
+
+        return chunked.apply(image, kernel, mode=mode)
     array = _args.float_array(image, "image")
     _args.rank(array.shape, "image", {2: "(H, W)", 3: "(H, W, C)"})
     mode = _args.padding_mode(mode, "mode")
+    kernels = kernels_of(kernel)
+    for k in kernels:
+        pads = same_pads(k.shape)
+        check_pads(pads, array.shape[:2], mode,
+                   name=f"the padding that a kernel of shape {k.shape} needs")
+        (top, bottom), (left, right) = pads
+        channels = array.shape[2] if array.ndim == 3 else 1
+        _args.check_fits((array.shape[0] + top + bottom, array.shape[1] + left + right,
+                          channels), array.dtype,
+                         f"the image padded for a kernel of shape {k.shape}")
+    return correlate(array, kernels, pads=same_pads(kernels[0].shape), mode=mode)
+
+
+def kernels_of(kernel: Any) -> list[np.ndarray]:
+    """The kernels ``(KH, KW)`` behind ``apply``'s ``kernel``: two for a gradient
+    magnitude (its x and y kernels, of one shape), else one."""
     if isinstance(kernel, str) and kernel in MAGNITUDES:
-        gx, gy = (_correlate(array, _kernel_array(n), mode) for n in MAGNITUDES[kernel])
-        return np.hypot(gx, gy)
-    return _correlate(array, _kernel_array(kernel), mode)
+        return [_kernel_array(n) for n in MAGNITUDES[kernel]]
+    return [_kernel_array(kernel)]
 
 
-def _correlate(image: np.ndarray, k: np.ndarray, mode: str) -> np.ndarray:
-    """Each channel as one group of a depthwise conv2d, with SciPy's centring."""
+def correlate(image: np.ndarray, kernels: list[np.ndarray], *, pads: _args.Pads,
+              mode: str) -> np.ndarray:
+    """Each channel of ``image: (H, W)`` or ``(H, W, C)`` as one group of a depthwise
+    conv2d padded by ``pads`` in ``mode``; with two kernels, the magnitude
+    ``sqrt(y1^2 + y2^2)`` of their responses."""
     x = image if image.ndim == 3 else image[..., None]
     c = x.shape[-1]
-    pads = same_pads(k.shape)
-    check_pads(pads, x.shape[:2], mode, name=f"the padding that a kernel of shape {k.shape} "
-                                               "needs")
-    (top, bottom), (left, right) = pads
-    _args.check_fits((x.shape[0] + top + bottom, x.shape[1] + left + right, c), image.dtype,
-                     f"the image padded for a kernel of shape {k.shape}")
-    w = np.repeat(k.astype(image.dtype)[:, :, None, None], c, axis=3)
-    y = conv2d(x, w, padding=pads, padding_mode=mode, groups=c)
+    ys = [conv2d(x, np.repeat(k.astype(image.dtype)[:, :, None, None], c, axis=3),
+                 padding=pads, padding_mode=mode, groups=c) for k in kernels]
+    y = ys[0] if len(ys) == 1 else np.hypot(*ys)
     return y if image.ndim == 3 else y[..., 0]

@@ -8,8 +8,9 @@ antialiased bilinear filter (no crop): a 28x28 digit model sees a photograph as 
 from __future__ import annotations
 
 import glob
+import itertools
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,17 +62,25 @@ def read(name: str) -> np.ndarray:
     return io.read_image(name)
 
 
-def to_model_input(image: Any, input_shape: tuple[int, ...], info: ModelInfo) -> np.ndarray:
+def to_model_input(image: Any, input_shape: tuple[int | None, ...], info: ModelInfo
+                   ) -> np.ndarray:
     """One image in ``[0, 1]`` (``(H, W)`` or ``(H, W, 1 | 3)``) as the model's input
     ``input_shape = (height, width, channels)``: grey or RGB (BT.601 luma for grey),
-    resized, then normalised with the model's mean and std; float32."""
+    resized (a height or width None: kept), then normalised with the model's mean and std;
+    float32."""
     height, width, channels = input_shape
     if channels not in (1, 3):
         raise ValueError(f"the model takes {channels}-channel input; images have 1 (grey) or "
                          "3 (RGB) channels")
-    return info.normalize(io.resize(io.to_channels(image, channels), (height, width)))
+    own = np.shape(image)[:2]
+    size = (own[0] if height is None else height, own[1] if width is None else width)
+    return info.normalize(io.resize(io.to_channels(image, channels), size))
 
 
-def batch(names: Sequence[str], input_shape: tuple[int, ...], info: ModelInfo) -> np.ndarray:
-    """The image files ``names`` as one batch ``(N, *input_shape)`` for the model."""
-    return np.stack([to_model_input(read(name), input_shape, info) for name in names])
+def batches(names: Sequence[str], input_shape: tuple[int | None, ...], info: ModelInfo
+            ) -> Iterator[np.ndarray]:
+    """The image files ``names`` as batches ``(N, H, W, C)`` for the model, in order: one
+    batch for a model of a fixed size, else one for each run of images of the same size."""
+    images = (to_model_input(read(name), input_shape, info) for name in names)
+    for _, run in itertools.groupby(images, key=np.shape):
+        yield np.stack(list(run))

@@ -262,3 +262,20 @@ def keep_freed_memory() -> bool:
     # with the mapping threshold left at 128 KB, would map every large array afresh.
     return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
                 and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+
+
+def return_freed_memory() -> bool:
+    """The opposite setting, for work whose peak memory matters more than page faults
+    (streaming an image larger than memory chunk by chunk): glibc (Linux) maps every block
+    over 128 KB afresh and trims its heap past 128 KB free, so that each freed chunk goes
+    back to the system at once. glibc's own default raises the mapping threshold to the
+    largest block freed so far: chunk-sized arrays then stay in its heaps, and the
+    process's memory grows with its threads' fragments. Returns whether it applied."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    return bool(mallopt(_M_MMAP_THRESHOLD, 128 << 10) and mallopt(_M_TRIM_THRESHOLD, 128 << 10))

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from convolve import _args, checkpoint, losses, model_info, optim, runtime
+from convolve import _args, checkpoint, distributed, losses, model_info, optim, runtime
 from convolve.data import DataLoader, Split
 from convolve.nn.module import Module
 from convolve.tensor import Tensor, no_grad
@@ -196,9 +196,11 @@ class _Progress:
 
 def evaluate(model: Module, data: Any, *, batch_size: int = 256,
              loss: str | LossFn = "cross_entropy",
-             metrics: Iterable[str | Metric] = ("accuracy",)) -> dict[str, float]:
+             metrics: Iterable[str | Metric] = ("accuracy",), comm: Any = None
+             ) -> dict[str, float]:
     """Mean loss and metrics of ``model`` over ``data``, in evaluation mode without
-    recording; the model's mode is restored.
+    recording; the model's mode is restored. With ``comm`` (an mpi4py communicator) every
+    process evaluates its share of each batch and all get the sums over the processes.
 
     ``data``: ``(images, labels)`` (``images: (N, H, W, C)``, ``labels: (N,)``) or a
     DataLoader. Returns ``{"loss": ..., "accuracy": ...}`` (one entry per metric).
@@ -207,11 +209,16 @@ def evaluate(model: Module, data: Any, *, batch_size: int = 256,
     loss_fn, metric_fns = _resolve_loss(loss), _resolve_metrics(metrics)
     totals = dict.fromkeys(["loss", *metric_fns], 0.0)
     count = 0
+    parallel = None if comm is None else distributed.data_parallel(comm)
     was_training = model.training
     model.eval()
     try:
         with no_grad():
             for images, labels in loader:
+                if parallel is not None:
+                    images, labels = parallel.local(images, labels)
+                    if len(labels) == 0:
+                        continue
                 logits = np.asarray(model(images))
                 n = len(labels)
                 totals["loss"] += float(np.asarray(loss_fn(logits, labels))) * n
@@ -220,6 +227,9 @@ def evaluate(model: Module, data: Any, *, batch_size: int = 256,
                 count += n
     finally:
         model.train(was_training)
+    if parallel is not None:
+        *sums, count = parallel.sum_values([*totals.values(), count])
+        totals = dict(zip(totals, sums))
     if count == 0:
         raise ValueError("data must hold at least one sample; received an empty dataset")
     return {name: total / count for name, total in totals.items()}
@@ -232,7 +242,14 @@ def predict(model: Module, images: Any, *, batch_size: int = 256) -> np.ndarray:
     Images of another size than a model was trained on (``model.info``) run when the model
     can take them (convolutions and global pooling can); when it cannot, the error names
     the shape it was trained on.
+
+    A Dask array gives a lazy Dask array of outputs, one task per batch chunk
+    (``convolve.chunked.predict``, extra ``dask``).
     """
+    if _args.is_dask_array(images):
+        from convolve import chunked
+
+        return chunked.predict(model, images, batch_size=batch_size)
     images = np.asarray(images)
     batch_size = _args.integer(batch_size, "batch_size")
     if images.ndim == 0 or len(images) == 0:
@@ -256,6 +273,7 @@ def predict(model: Module, images: Any, *, batch_size: int = 256) -> np.ndarray:
     return np.concatenate(outs)
 
 
+@distributed.collective
 def fit(
     model: Module, train_data: Any, *, epochs: int = 1, optimizer: Any = "adam",
     lr: float | None = None, loss: str | LossFn = "cross_entropy", batch_size: int = 64,
@@ -265,7 +283,7 @@ def fit(
     augment: Any = None, seed: int = 0, verbose: bool = True,
     callbacks: Iterable[Callable[[int, Mapping[str, float]], Any]] = (),
     classes: Sequence[str] | None = None, normalization: Mapping[str, Any] | None = None,
-    divergence_check: bool = True,
+    divergence_check: bool = True, comm: Any = None, sync_batchnorm: bool = True,
 ) -> History:
     """Train ``model`` by mini-batch gradient descent; returns the per-epoch ``History``.
 
@@ -294,6 +312,14 @@ def fit(
             the images were standardised from ``[0, 1]``; kept for ``convolve predict``.
         divergence_check: stop with ``DivergenceError`` when a batch's loss reaches 100
             times the first batch's loss of this run.
+        comm: an mpi4py communicator to train data-parallel over; by default
+            ``MPI.COMM_WORLD`` when ``mpirun`` started more than one process. Each process
+            trains on its rows of every batch (``batch_size`` is the global batch), the
+            result equals one process's to float rounding (``convolve.distributed``);
+            rank 0 alone prints and writes checkpoints; callbacks run on every process;
+            an exception on any process ends them all (``comm.Abort``).
+        sync_batchnorm: with several processes, batch normalisation over the global batch;
+            False keeps each process's own statistics.
 
     Raises:
         NonFiniteLossError: the loss became NaN or infinite (the message names epoch and step).
@@ -315,17 +341,23 @@ def fit(
     history = History()
     divergence = _Divergence() if divergence_check else None
     start = 0
-    if resume and checkpoint_path is not None and os.path.exists(checkpoint_path):
-        start = _restore(checkpoint_path, model, optimizer, schedule, early_stopping, history)
-        if verbose:
-            print(f"resumed from {checkpoint_path} after epoch {start}", file=sys.stderr)
+    parallel = distributed.data_parallel(comm, sync_batchnorm=sync_batchnorm)
+    verbose = verbose and (parallel is None or parallel.is_root)
+    if resume and checkpoint_path is not None:
+        with distributed.resume_source(checkpoint_path, parallel) as source:
+            if source is not None:
+                start = _restore(source, model, optimizer, schedule, early_stopping, history)
+                if verbose:
+                    print(f"resumed from {checkpoint_path} after epoch {start}",
+                          file=sys.stderr)
     for epoch in range(start, epochs):
         loader.epoch = epoch
         logs = _train_epoch(model, loader, loss_fn, metric_fns, optimizer, epoch, epochs,
-                            verbose, divergence)
+                            verbose, divergence, parallel)
         logs["lr"] = optimizer.lr
         if validation_data is not None:
-            val = evaluate(model, validation_data, loss=loss_fn, metrics=metric_fns.values())
+            val = evaluate(model, validation_data, loss=loss_fn, metrics=metric_fns.values(),
+                           comm=None if parallel is None else parallel.comm)
             logs.update({f"val_{k}": v for k, v in val.items()})
         history.append(logs)
         if verbose:
@@ -334,7 +366,7 @@ def fit(
         if schedule is not None:
             schedule.step()
         stop = early_stopping is not None and early_stopping(model, logs)
-        if checkpoint_path is not None:
+        if checkpoint_path is not None and (parallel is None or parallel.is_root):
             _save(checkpoint_path, model, optimizer, schedule, early_stopping, history,
                   epoch + 1)
         for callback in callbacks:
@@ -362,16 +394,23 @@ class _Divergence:
 def _train_epoch(model: Module, loader: DataLoader, loss_fn: LossFn,
                  metric_fns: dict[str, Metric], optimizer: optim.Optimizer, epoch: int,
                  epochs: int, verbose: bool,
-                 divergence: _Divergence | None = None) -> dict[str, float]:
+                 divergence: _Divergence | None = None,
+                 parallel: distributed.DataParallel | None = None) -> dict[str, float]:
     model.train()
     totals = dict.fromkeys(["loss", *metric_fns], 0.0)
     count = 0
     progress = _Progress(verbose, len(loader), epoch + 1, epochs)
+    if parallel is not None:
+        parallel.reset_counters()
     began = time.perf_counter()
     for step, (images, labels) in enumerate(loader, start=1):
-        logits = model(images)
-        value = loss_fn(logits, labels)
-        current = float(np.asarray(value.data))
+        if parallel is None:
+            logits = model(images)
+            value = loss_fn(logits, labels)
+            current, n = float(np.asarray(value.data)), len(labels)
+        else:  # this process's rows, gradients summed over the processes
+            current, n, sums = parallel.step(model, images, labels, loss_fn, metric_fns,
+                                             optimizer)
         if not math.isfinite(current):
             progress.close()
             raise NonFiniteLossError(
@@ -384,14 +423,16 @@ def _train_epoch(model: Module, loader: DataLoader, loss_fn: LossFn,
                 f"{epoch + 1}, step {step}: training diverges; try a lower learning rate (now "
                 f"{optimizer.lr:g}), or turn this check off (divergence_check=False, "
                 "--no-divergence-check)")
-        optimizer.zero_grad()
-        value.backward()
+        if parallel is None:
+            optimizer.zero_grad()
+            value.backward()
+            sums = {name: fn(np.asarray(logits.data), labels) * n
+                    for name, fn in metric_fns.items()}
         optimizer.step()
-        n = len(labels)
         count += n
         totals["loss"] += current * n
-        for name, fn in metric_fns.items():
-            totals[name] += fn(np.asarray(logits.data), labels) * n
+        for name, value_sum in sums.items():
+            totals[name] += value_sum
         seconds = time.perf_counter() - began
         progress.update(**{k: v / count for k, v in totals.items()},
                         img_s=count / max(seconds, 1e-9))
@@ -399,6 +440,10 @@ def _train_epoch(model: Module, loader: DataLoader, loss_fn: LossFn,
     logs = {k: v / max(count, 1) for k, v in totals.items()}
     logs["seconds"] = seconds
     logs["images_per_second"] = count / max(seconds, 1e-9)
+    if parallel is not None:
+        parallel.end_epoch(model)
+        logs["rank_images_per_second"] = parallel.images / max(seconds, 1e-9)
+        logs["communication_seconds"] = parallel.communication_seconds
     progress.close(**{k: logs[k] for k in totals}, img_s=logs["images_per_second"])
     return logs
 

@@ -258,7 +258,7 @@ def test_featuremaps_errors(tmp_path, capsys):
         "'global'")
     assert fails(capsys, "featuremaps", "sample:camera", "--kernels", "sobel", "--layer", "1",
                  "-o", out) == ("convolve featuremaps: error: --key, --layer and --weights "
-                                "apply only with --checkpoint")
+                                "apply only with --checkpoint (--layer also with --model)")
     missing = tmp_path / "none.npz"
     assert fails(capsys, "featuremaps", "sample:camera", "--checkpoint", missing, "-o",
                  out) == f"convolve featuremaps: error: checkpoint file not found: {missing}"

@@ -251,10 +251,10 @@ def test_featuremaps_of_a_custom_model_s_checkpoint_skip_optimizer_state(capsys,
         "holds no model to name layers in); received 'conv2d_1'")
 
 
-def tiny_onnx(path, *, layout):
-    """A small ONNX classifier of 8x8 images with 3 channels: conv 3x3 (4 filters), Relu,
-    global average pool, flatten, Gemm to 5 classes. ``layout``: its input's, NCHW or NHWC
-    (then a Transpose first)."""
+def tiny_onnx(path, *, layout, size=(8, 8)):
+    """A small ONNX classifier of images with 3 channels, ``size`` (H, W) (names: dynamic
+    sizes): conv 3x3 (4 filters), Relu, global average pool, flatten, Gemm to 5 classes.
+    ``layout``: its input's, NCHW or NHWC (then a Transpose first)."""
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper, numpy_helper
 
@@ -269,10 +269,10 @@ def tiny_onnx(path, *, layout):
              helper.make_node("Gemm", ["flat", "g", "c"], ["logits"])]
     if layout == "NHWC":
         nodes.insert(0, helper.make_node("Transpose", ["x"], ["nchw"], perm=[0, 3, 1, 2]))
-        shape = ["N", 8, 8, 3]
+        shape = ["N", *size, 3]
     else:
         nodes[0].input[0] = "x"
-        shape = ["N", 3, 8, 8]
+        shape = ["N", 3, *size]
     graph = helper.make_graph(
         nodes, "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 5])], weights)
@@ -316,9 +316,105 @@ def test_predict_refuses_onnx_models_it_cannot_feed(capsys, tmp_path, images):
     flat = tmp_path / "flat.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), flat)
     assert fails(capsys, "predict", images, "--model", flat) == (
-        f"convolve predict: error: {flat} takes input of shape (?, 10); convolve predict needs "
-        "images (N, C, H, W) or (N, H, W, C) of a fixed size")
+        f"convolve predict: error: {flat} takes input of shape (?, 10); an image model takes "
+        "(N, C, H, W) or (N, H, W, C) with 1 or 3 channels")
+    assert fails(capsys, "predict", images, "--model", tmp_path / "none.onnx") == (
+        f"convolve predict: error: model file not found: {tmp_path / 'none.onnx'}")
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"\x08\x07garbage")
     assert fails(capsys, "predict", images, "--model", broken).startswith(
         f"convolve predict: error: cannot read {broken} as an ONNX model (")
+    rgba = tiny_onnx(tmp_path / "rgba.onnx", layout="NCHW")
+    proto = onnx.load(str(rgba))
+    proto.graph.input[0].type.tensor_type.shape.dim[1].dim_value = 4
+    onnx.save(proto, rgba)
+    assert fails(capsys, "predict", images, "--model", rgba) == (
+        f"convolve predict: error: {rgba} takes input of shape (?, 4, 8, 8); an image model "
+        "takes (N, C, H, W) or (N, H, W, C) with 1 or 3 channels")
+    proto.graph.input[0].type.tensor_type.shape.dim[1].dim_value = 3
+    proto.graph.input[0].type.tensor_type.elem_type = TensorProto.UINT8
+    onnx.save(proto, rgba)
+    assert fails(capsys, "predict", images, "--model", rgba) == (
+        f"convolve predict: error: {rgba} takes uint8 input; an image model here takes floats")
+    proto.graph.input[0].type.tensor_type.elem_type = TensorProto.FLOAT
+    helper.set_model_props(proto, {"convolve.model_info": '{"mean": "x"}'})
+    onnx.save(proto, rgba)
+    assert fails(capsys, "predict", images, "--model", rgba).startswith(
+        "convolve predict: error: the model's convolve.model_info metadata is malformed: ")
+
+
+def test_predict_runs_a_model_of_any_size_on_each_image_s_own(capsys, tmp_path, images):
+    """Height and width dynamic: each image at its own size (runs of equal sizes batched)."""
+    ort = pytest.importorskip("onnxruntime")
+    model = tiny_onnx(tmp_path / "any.onnx", layout="NCHW", size=("H", "W"))
+    code, out, err = run(capsys, "predict", images, images / "a.png", "--model", model,
+                         "--json", "--top", "5")
+    assert (code, err) == (0, "")
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [line["path"] for line in lines] == [str(images / n) for n in
+                                                ("a.png", "b.jpg", "c.png", "a.png")]
+    for line in lines:
+        x = io.to_channels(io.read_image(line["path"]), 3)[None].astype(np.float32)
+        expected = probabilities(session.run(None, {"x": x.transpose(0, 3, 1, 2)})[0])[0]
+        for label, p in line["top"]:
+            assert p == pytest.approx(expected[int(label)], abs=1e-5)
+
+
+def test_predict_with_a_convolve_exported_file_keeps_its_classes_and_normalisation(
+        capsys, tmp_path, images):
+    """convolve.onnx.save keeps the model's class names and normalisation in the file:
+    convolve predict --model shows those names and gives convolve.predict's probabilities
+    on the normalised image. An input (N, 3, 6, 3) is NHWC, as every file convolve writes."""
+    pytest.importorskip("onnx")
+    import convolve
+    from convolve import nn
+    from convolve.model_info import ModelInfo
+    from convolve.onnx import save
+
+    model = nn.Sequential([nn.Conv2D(4, 3, padding="same", seed=0), nn.ReLU(),
+                           nn.GlobalAvgPool2D(), nn.Dense(5, seed=1)])
+    info = ModelInfo(classes=("vw", "x", "y z", "u", "t"), mean=(0.5, 0.4, 0.3),
+                     std=(0.2, 0.25, 0.3))
+    model.info = info
+    path = tmp_path / "exported.onnx"
+    save(model, path, input_shape=(3, 6, 3))
+    code, out, err = run(capsys, "predict", images, "--model", path, "--json", "--top", "5")
+    assert (code, err) == (0, "")
+    for line in (json.loads(line) for line in out.splitlines()):
+        rgb = io.resize(io.to_channels(io.read_image(line["path"]), 3), (3, 6))
+        expected = probabilities(convolve.predict(model, info.normalize(rgb)[None]))[0]
+        assert line["label"] == info.classes[int(np.argmax(expected))]
+        assert [label for label, _ in line["top"]] == [
+            info.classes[k] for k in np.argsort(-expected, kind="stable")]
+        for label, p in line["top"]:
+            assert p == pytest.approx(expected[info.classes.index(label)], abs=1e-5)
+    # --mean and --std replace the stored normalisation, --classes the stored names
+    code, out, _ = run(capsys, "predict", images / "b.jpg", "--model", path, "--json",
+                       "--top", "5", "--std", "0.5", "--classes", "a,b,c,d,e")
+    line = json.loads(out)
+    rgb = io.resize(io.to_channels(io.read_image(line["path"]), 3), (3, 6))
+    x = ((rgb - np.float32(info.mean)) / np.float32(0.5))[None]
+    expected = probabilities(convolve.predict(model, x))[0]
+    for label, p in line["top"]:
+        assert p == pytest.approx(expected["abcde".index(label)], abs=1e-5)
+
+
+def test_predict_with_an_exported_checkpoint_equals_the_checkpoint(
+        capsys, tmp_path, quick_checkpoint, images):
+    """convolve export, then convolve predict --model: the checkpoint's classes and
+    answers."""
+    pytest.importorskip("onnx")
+    path = tmp_path / "digits.onnx"
+    assert run(capsys, "export", quick_checkpoint, "-o", path)[0] == 0
+    code, from_onnx, _ = run(capsys, "predict", images, "--model", path, "--json")
+    assert code == 0
+    code, from_checkpoint, _ = run(capsys, "predict", images, "--checkpoint",
+                                   quick_checkpoint, "--json")
+    assert code == 0
+    for a, b in zip(from_onnx.splitlines(), from_checkpoint.splitlines(), strict=True):
+        a, b = json.loads(a), json.loads(b)
+        assert [label for label, _ in a["top"]] == [label for label, _ in b["top"]]
+        assert a["top"][0][0] in "abcdefghij"
+        np.testing.assert_allclose([p for _, p in a["top"]], [p for _, p in b["top"]],
+                                   atol=1e-5)

@@ -27,13 +27,6 @@ GRADIENT_CASES = [
 ]
 
 
-def file_layout(net, name: str, array: np.ndarray) -> np.ndarray:
-    """A parameter's array (or gradient) in the ONNX file's layout: the loader keeps some
-    (conv weights) transposed to convolve's layout."""
-    perm = net._perms.get(name)
-    return array if perm is None else np.transpose(array, np.argsort(perm))
-
-
 def assert_grad_close(actual, expected, what: str) -> None:
     scale = max(1e-3, float(np.abs(expected).max()))
     np.testing.assert_allclose(actual, expected, rtol=1e-3, atol=2e-4 * scale, err_msg=what)
@@ -42,7 +35,11 @@ def assert_grad_close(actual, expected, what: str) -> None:
 @pytest.mark.parametrize(("family", "exporter", "folding"), GRADIENT_CASES)
 def test_gradients_match_torch(family, exporter, folding):
     model, shape = build(family)
-    net = convolve_onnx.load(exported(family, exporter, constant_folding=folding))
+    try:
+        data = exported(family, exporter, constant_folding=folding)
+    except Exception as error:  # the exporter's own limitation (or onnxscript missing)
+        pytest.skip(f"torch's {exporter} exporter cannot export {family}: {error}")
+    net = convolve_onnx.load(data)
     rng = np.random.default_rng(2)
     x = rng.standard_normal(shape).astype(np.float32)
 
@@ -63,7 +60,7 @@ def test_gradients_match_torch(family, exporter, folding):
         if name not in params:
             continue
         assert params[name].grad is not None, f"{family}/{exporter}: {name} has no gradient"
-        assert_grad_close(file_layout(net, name, params[name].grad), p.grad.numpy(),
+        assert_grad_close(net.file_layout(name, params[name].grad), p.grad.numpy(),
                           f"{family}/{exporter}: gradient of {name}")
         compared += 1
     # every trained tensor of the module is a parameter of the import (none folded away)

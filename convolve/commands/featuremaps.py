@@ -1,5 +1,6 @@
-"""``convolve featuremaps``: the feature maps a bank of kernels, or a conv weight from a
-checkpoint, produces for an image, as one picture."""
+"""``convolve featuremaps``: the feature maps a bank of kernels, a conv weight from a
+checkpoint, a trained model's layer or any node of an ONNX model produces for an image, as
+one picture."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import numpy as np
 import convolve
 from convolve import _args, checkpoint, filters, viz
 from convolve.commands import IMAGE_HELP, MODE_HELP, CommandError, read_input_image
+from convolve.commands.onnx_input import load_image_model, resolve_model_option
 from convolve.nn.module import Module
 
 
@@ -26,7 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "input as convolve predict does, or with --weights that layer's "
                     "kernels. With --kernels: the image in grey filtered by named kernels. "
                     "With any other .npz or .safetensors file: a conv weight (KH, KW, C_in, "
-                    "C_out) applied to the image (C_in = 1 or 3, 'same' padding, no bias).")
+                    "C_out) applied to the image (C_in = 1 or 3, 'same' padding, no bias). "
+                    "With --model M.onnx: the output of any node of an ONNX model (--layer "
+                    "NAME) for the image made the model's input.")
     parser.add_argument("input", metavar="IN", help=IMAGE_HELP)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--kernels", metavar="NAMES",
@@ -34,14 +38,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                              f"known: {', '.join(filters.NAMES)}")
     source.add_argument("--checkpoint", metavar="CKPT",
                         help="a training checkpoint, or a .npz or .safetensors file holding a "
-                             "conv weight (KH, KW, C_in, C_out)")
+                             "conv weight (KH, KW, C_in, C_out); an .onnx file is taken as "
+                             "--model")
+    source.add_argument("--model", metavar="M.onnx",
+                        help="an ONNX image model; --layer names one of its nodes or tensors "
+                             "(see convolve summary M.onnx), default the first Conv node")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--key", help="the weight's name in a file of weights")
     which.add_argument("--layer", metavar="N|NAME",
                        help="a training checkpoint's model layer: its number (as in convolve "
                             "summary, from 0) or name (conv2d_2: the second Conv2D); default "
                             "0. A file of weights: its N-th 4-D array, names in natural order "
-                            "(conv2 before conv10)")
+                            "(conv2 before conv10). An ONNX model: a node or tensor name")
     parser.add_argument("--weights", action="store_true",
                         help="draw the layer's kernels instead of its activations")
     parser.add_argument("--native-size", action="store_true",
@@ -164,10 +172,8 @@ def _model_maps(model: Module, image: np.ndarray, args: argparse.Namespace) -> D
                                "kernels to draw; choose a convolution layer")
         weight = np.asarray(weight.data)
         return Drawing(weight, "filters", f"{layer} of {info.name}: kernels {weight.shape}")
-    height, width, channels = info.input_shape
-    if args.native_size:
-        height, width = image.shape[:2]
-    x = inputs.to_model_input(image, (height, width, channels), info)
+    shape = (None, None, info.input_shape[2]) if args.native_size else info.input_shape
+    x = inputs.to_model_input(image, shape, info)
     maps = layers.output_of(model, layer, x[None])[0]
     if maps.ndim != 3:
         listing = ", ".join(f"{each.number} {each.name}" for each in layers.layers(model))
@@ -200,6 +206,32 @@ def _trained_model(path: str) -> Module | None:
     return models.load(path)
 
 
+def _onnx_maps(image: np.ndarray, args: argparse.Namespace) -> Drawing:
+    from convolve.onnx.probe import node_outputs, tensor_name
+
+    model, source = load_image_model(args.model)
+    layer = args.layer
+    if layer is None:
+        convs = [node.name or node.output[0] for node in model.graph.nodes
+                 if node.op_type == "Conv"]
+        if not convs:
+            raise CommandError(f"{args.model} has no Conv node; name one with --layer")
+        layer = convs[0]
+    try:
+        tensor_name(model, layer)
+    except ValueError as error:
+        raise CommandError(f"--layer {error}") from None
+    feeds = source.feeds(image, native_size=args.native_size)
+    out = np.asarray(node_outputs(model, [layer], feeds)[layer])
+    if out.ndim != 4 or out.dtype.kind != "f":
+        raise CommandError(f"--layer {layer!r} gives {out.dtype} of shape {out.shape}, not "
+                           "feature maps (N, C, H, W)")
+    # 4-D values inside a graph are NCHW (ONNX's convolutions); the input is as declared.
+    maps = out[0] if layer == source.name and source.layout == "NHWC" else out[0].transpose(
+        1, 2, 0)
+    return Drawing(maps, "maps", f"{layer} of {Path(args.model).name} on {args.input}")
+
+
 def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
@@ -207,9 +239,11 @@ def _plural(count: int, noun: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from convolve import io
 
-    if args.checkpoint is None and (args.key is not None or args.layer is not None
-                                    or args.weights):
-        raise CommandError("--key, --layer and --weights apply only with --checkpoint")
+    resolve_model_option(args)
+    if args.checkpoint is None and (args.key is not None or args.weights or (
+            args.layer is not None and args.model is None)):
+        raise CommandError("--key, --layer and --weights apply only with --checkpoint "
+                           "(--layer also with --model)")
     _args.choice(args.scale, "--scale", viz.SCALES)
     io.image_format(args.output)  # a suffix no format has is refused before any work
     _args.integer(args.tile, "--tile", minimum=32)
@@ -219,6 +253,8 @@ def run(args: argparse.Namespace) -> int:
     if args.kernels is not None:
         maps, titles = _kernel_bank_maps(image, args.kernels, args.mode)
         drawing = Drawing(maps, "maps", f"{args.kernels} on {args.input}", titles)
+    elif args.model is not None:
+        drawing = _onnx_maps(image, args)
     else:
         model = _trained_model(args.checkpoint)
         drawing = (_weight_file_maps(image, args) if model is None

@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from convolve import checkpoint, filters
-from convolve.commands import IMAGE_HELP, MODE_HELP, CommandError, read_input_image
+from convolve.commands import IMAGE_HELP, MODE_HELP, CommandError, filter_dask, read_input_image
 
 KERNEL_TEXT_HELP = ("rows separated by ';', numbers by ',', e.g. '1,0,-1;2,0,-2;1,0,-1' "
                     "(a cross-correlation kernel, centred at (KH // 2, KW // 2))")
@@ -21,7 +21,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "conv2d, SciPy's centring) and write the result, of the same size. "
                     "Results outside [0, 1] are clipped unless --normalize or "
                     "--normalize-symmetric rescales them.")
-    parser.add_argument("input", metavar="IN", help=IMAGE_HELP)
+    parser.add_argument("input", metavar="IN", nargs="+",
+                        help=f"{IMAGE_HELP}; several files or a quoted pattern such as "
+                             "'photos/*.jpg' filter a collection into the folder -o; a TIFF "
+                             "or Zarr (.zarr) image can be larger than memory")
     kernel = parser.add_mutually_exclusive_group(required=True)
     kernel.add_argument("-k", "--name", metavar="NAME",
                         help=f"a named kernel: {', '.join(filters.NAMES)} (sobel, prewitt "
@@ -43,7 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                             "(signed results such as sobel_x)")
     parser.add_argument("-o", "--output", required=True, metavar="OUT",
                         help="image file to write; the format follows the suffix (.png, .jpg, "
-                             ".tif, .bmp, .webp, ...)")
+                             ".tif, .bmp, .webp, ...; .zarr and .tif from a TIFF or Zarr "
+                             "input keep float values); a folder for a collection")
+    filter_dask.add_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -103,9 +108,11 @@ def chosen_kernel(args: argparse.Namespace) -> str | np.ndarray:
 def run(args: argparse.Namespace) -> int:
     from convolve import io
 
-    io.image_format(args.output)  # a suffix no format has is refused before any work
     kernel = chosen_kernel(args)
-    image = read_input_image(args.input)
+    if filter_dask.wants_dask(args):
+        return filter_dask.run(args, kernel)
+    io.image_format(args.output)  # a suffix no format has is refused before any work
+    image = read_input_image(args.input[0])
     result = filters.apply(image, kernel, mode=args.mode)
     path = io.write_image(args.output, result, normalize=args.normalize)
     height, width = result.shape[:2]

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from convolve.commands import CommandError
+from convolve.commands.onnx_input import load_image_model, resolve_model_option
 from convolve.data import cifar, datasets
 from convolve.model_info import ModelInfo
 
@@ -38,8 +39,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="a .safetensors or .npz training checkpoint (convolve train "
                              "--checkpoint); an .onnx file is taken as --model")
     source.add_argument("--model", metavar="M.onnx",
-                        help="an ONNX model (its input NCHW or NHWC, of a fixed size; fed "
-                             "images in [0, 1] unless --mean/--std)")
+                        help="an ONNX model (its input NCHW or NHWC; images resized to its "
+                             "height and width, kept at their own size where those are "
+                             "dynamic; normalised as a file from convolve export says, else "
+                             "fed in [0, 1] unless --mean/--std)")
     parser.add_argument("--top", type=int, default=3, metavar="K",
                         help="how many classes to show per image (default 3)")
     parser.add_argument("--json", action="store_true",
@@ -47,7 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                              '"probability", "top": [[label, p], ...]}')
     parser.add_argument("--classes", metavar="NAMES",
                         help=f"class names: {', '.join(CLASS_SETS)}, or comma-separated names "
-                             "(default: those of the checkpoint; class numbers for ONNX)")
+                             "(default: those of the checkpoint or of a file from convolve "
+                             "export; class numbers for other ONNX files)")
     parser.add_argument("--mean", metavar="M", help="input normalisation (ONNX models): "
                         "mean, one value or one per channel, comma-separated")
     parser.add_argument("--std", metavar="S", help="input normalisation (ONNX models): std")
@@ -58,10 +62,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 @dataclass(frozen=True)
 class Classifier:
-    """A model as the command uses it: ``(N, H, W, C)`` images in, ``(N, K)`` out."""
+    """A model as the command uses it: ``(N, H, W, C)`` images in, ``(N, K)`` out;
+    ``input_shape`` ``(H, W, C)``, H and W None where any size goes."""
 
     run: Callable[[np.ndarray], np.ndarray]
-    input_shape: tuple[int, int, int]
+    input_shape: tuple[int | None, int | None, int]
     info: ModelInfo
 
 
@@ -76,48 +81,19 @@ def _from_checkpoint(path: str, batch_size: int) -> Classifier:
                       model.info)
 
 
-def _onnx_input(path: str) -> tuple[str, tuple[int, int, int]]:
-    """The ONNX model's image input: its layout (``"NCHW"`` or ``"NHWC"``, told apart by
-    where the 1 or 3 channels are; NCHW when both could be) and ``(H, W, C)``."""
-    try:
-        import onnx
-    except ImportError:
-        raise ImportError("ONNX models need the onnx package: pip install "
-                          "'convolve[onnx]'") from None
-    try:
-        graph = onnx.load(path, load_external_data=False).graph
-    except Exception as error:  # protobuf's decode errors have no common base
-        raise CommandError(f"cannot read {path} as an ONNX model ({error})") from None
-    weights = {tensor.name for tensor in graph.initializer}
-    feeds = [i for i in graph.input if i.name not in weights]
-    if len(feeds) != 1:
-        raise CommandError(f"{path} takes {len(feeds)} inputs; convolve predict needs a model "
-                           "with one image input")
-    dims = tuple(d.dim_value or None for d in feeds[0].type.tensor_type.shape.dim)
-    if len(dims) != 4 or None in dims[1:]:
-        shown = ", ".join("?" if d is None else str(d) for d in dims)
-        raise CommandError(f"{path} takes input of shape ({shown}); convolve predict needs "
-                           "images (N, C, H, W) or (N, H, W, C) of a fixed size")
-    if dims[1] in (1, 3) or dims[3] not in (1, 3):
-        return "NCHW", (dims[2], dims[3], dims[1])
-    return "NHWC", dims[1:]
-
-
 def _from_onnx(path: str, batch_size: int) -> Classifier:
-    import convolve.onnx
     from convolve import train
 
-    layout, shape = _onnx_input(path)
-    model = convolve.onnx.load(path)
+    model, source = load_image_model(path)
     if len(model.output_names) != 1:
         raise CommandError(f"{path} gives {len(model.output_names)} outputs; convolve predict "
                            "needs a model with one output of class scores")
 
     def run(images: np.ndarray) -> np.ndarray:
-        feed = images.transpose(0, 3, 1, 2) if layout == "NCHW" else images
-        return train.predict(model, feed, batch_size=batch_size).reshape(len(images), -1)
+        return train.predict(model, source.in_file_layout(images),
+                             batch_size=batch_size).reshape(len(images), -1)
 
-    return Classifier(run, shape, ModelInfo(input_shape=shape))
+    return Classifier(run, source.shape, source.info)
 
 
 def _values(text: str, name: str) -> tuple[float, ...]:
@@ -158,36 +134,32 @@ def _check(args: argparse.Namespace) -> None:
     if args.checkpoint is not None and (args.mean or args.std):
         raise CommandError("--mean and --std apply only to ONNX models (--model): a checkpoint "
                            "holds the normalisation it was trained with")
-    model = args.checkpoint or args.model
-    if not Path(model).is_file():
-        raise FileNotFoundError(f"{'checkpoint' if args.checkpoint else 'model'} file not "
-                                f"found: {model}")
-    if args.model is not None and Path(args.model).suffix.lower() != ".onnx":
-        raise CommandError(f"--model must be an .onnx file; received {args.model} (a "
-                           "training checkpoint goes with --checkpoint)")
+    if args.checkpoint is not None and not Path(args.checkpoint).is_file():
+        raise FileNotFoundError(f"checkpoint file not found: {args.checkpoint}")
 
 
 def run(args: argparse.Namespace) -> int:
     from convolve import inputs
 
-    if args.checkpoint is not None and Path(args.checkpoint).suffix.lower() == ".onnx":
-        args.model, args.checkpoint = args.checkpoint, None
+    resolve_model_option(args)
     _check(args)
     classes = None if args.classes is None else _classes(args.classes)
     names = inputs.find_images(args.images)
     model = (_from_checkpoint(args.checkpoint, args.batch_size) if args.checkpoint
              else _from_onnx(args.model, args.batch_size))
     info = model.info
-    if args.mean or args.std:
-        info = replace(info, mean=_values(args.mean or "0", "--mean"),
-                       std=_values(args.std or "1", "--std"))
+    if args.mean:  # else the model's own (a file from convolve export keeps it)
+        info = replace(info, mean=_values(args.mean, "--mean"))
+    if args.std:
+        info = replace(info, std=_values(args.std, "--std"))
         if min(info.std) <= 0:
             raise CommandError(f"--std must be > 0; received {args.std}")
     if classes is not None:
         info = replace(info, classes=classes)
     for start in range(0, len(names), args.batch_size):
         chunk = names[start:start + args.batch_size]
-        probs = probabilities(model.run(inputs.batch(chunk, model.input_shape, info)))
+        probs = probabilities(np.concatenate([
+            model.run(images) for images in inputs.batches(chunk, model.input_shape, info)]))
         if classes is not None and probs.shape[1] != len(classes):
             raise CommandError(f"--classes names {len(classes)} classes but the model has "
                                f"{probs.shape[1]} outputs")

@@ -9,7 +9,7 @@ import os
 import sys
 import time
 
-from convolve import checkpoint, data, models, train
+from convolve import checkpoint, data, distributed, models, train
 from convolve.commands import CommandError
 
 # Dataset name on the command line -> (loader name, default model, augmentation).
@@ -90,10 +90,24 @@ def _dataset(name: str, args: argparse.Namespace) -> data.Dataset:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Train; under ``mpirun -n K`` data-parallel, rank 0 printing, any rank's error
+    ending every rank."""
+    parallel = distributed.data_parallel()
+    if parallel is None:
+        return _run(args, None)
+    with distributed.abort_on_error(parallel.comm, "convolve train", plain=(
+            CommandError, ValueError, TypeError, OSError, ImportError)):
+        return _run(args, parallel)
+
+
+def _run(args: argparse.Namespace, parallel: distributed.DataParallel | None) -> int:
+    root = parallel is None or parallel.is_root
+    comm = None if parallel is None else parallel.comm
     loader_name, default_model, augment = DATASETS[args.dataset]
     _check(args)
     model_name = args.model or default_model
-    dataset = _dataset(loader_name, args)
+    with distributed.root_first(parallel if args.download else None):  # one download
+        dataset = _dataset(loader_name, args)
     model = models.get_model(model_name, input_shape=dataset.image_shape,
                              num_classes=len(dataset.classes), seed=args.seed)
     defaults = models.training_defaults(model_name)
@@ -101,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     lr = args.lr
     if lr is None and args.optimizer != "sgd":
         lr = defaults["lr"]
-    if not args.quiet:
+    if not args.quiet and root:
         model.summary(dataset.image_shape)
     began = time.perf_counter()
     try:
@@ -111,12 +125,15 @@ def run(args: argparse.Namespace) -> int:
             else args.schedule, checkpoint_path=args.checkpoint, resume=args.resume,
             augment=data.Augment() if augment else None, seed=args.seed,
             verbose=not args.quiet, classes=dataset.classes,
-            divergence_check=args.divergence_check)
+            divergence_check=args.divergence_check, comm=comm)
     except (train.NonFiniteLossError, train.DivergenceError) as error:
         raise CommandError(str(error)) from None
     seconds = time.perf_counter() - began
-    result = train.evaluate(model, dataset.test)
+    result = train.evaluate(model, dataset.test, comm=comm)
     trained = history.get("seconds", [])
+    ranks = None if parallel is None else parallel.gather(_rank_numbers(history))
+    if not root:
+        return 0
     print(f"test accuracy {result['accuracy']:.4f} (loss {result['loss']:.4f}) after "
           f"{history.epochs} epochs in {seconds:.1f} s")
     if args.json:
@@ -127,6 +144,30 @@ def run(args: argparse.Namespace) -> int:
             "test_loss": round(result["loss"], 6), "epochs": history.epochs,
             "seconds": round(seconds, 3),
             "images_per_second": round(images / max(sum(trained), 1e-9), 1),
+            **_parallel_numbers(ranks, math.ceil(len(dataset.train.labels) / args.batch_size)
+                                * len(trained)),
         }))
     sys.stdout.flush()
     return 0
+
+
+def _rank_numbers(history: train.History) -> tuple[float, float]:
+    """This process's training images per second and seconds in collectives, over the
+    epochs this run trained."""
+    seconds = history.get("seconds", [])
+    rates = history.get("rank_images_per_second", [])
+    images = sum(r * t for r, t in zip(rates, seconds))
+    return images / max(sum(seconds), 1e-9), sum(history.get("communication_seconds", []))
+
+
+def _parallel_numbers(ranks: list[tuple[float, float]] | None, steps: int) -> dict:
+    """``--json``'s data-parallel entries: the process count, each one's images per
+    second, and the mean seconds per step spent in collectives."""
+    if ranks is None:
+        return {"world_size": 1}
+    return {
+        "world_size": len(ranks),
+        "rank_images_per_second": [round(rate, 1) for rate, _ in ranks],
+        "communication_seconds_per_step": round(
+            sum(c for _, c in ranks) / len(ranks) / max(steps, 1), 6),
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,9 @@ class BatchNorm2D(Module):
         in_channels: ``C``; None learns it from the first input.
         dtype: of the parameters and buffers (float32 or float64).
 
+    ``allreduce`` (None) is the batch statistics' sum over the processes of a data-parallel
+    run; ``convolve.distributed`` sets it during training to synchronise them.
+
     Shapes: ``x: (N, H, W, C)`` (or any ``(..., C)``) -> same shape; parameters
     ``gamma, beta: (C,)``; buffers ``running_mean, running_var: (C,)``.
     """
@@ -36,6 +40,7 @@ class BatchNorm2D(Module):
         self.eps = _args.real(eps, "eps")
         self.dtype = _args.float_dtype(dtype)
         self.in_channels: int | None = None
+        self.allreduce: Callable[[np.ndarray], np.ndarray] | None = None
         for name in ("gamma", "beta"):
             self.register_parameter(name, None)
         for name in ("running_mean", "running_var"):
@@ -67,7 +72,8 @@ class BatchNorm2D(Module):
                 f"BatchNorm2D was built for inputs with {self.in_channels} channels; "
                 f"received x of shape {shape}")
         return batch_norm(x, self.gamma, self.beta, self.running_mean, self.running_var,
-                          training=self.training, momentum=self.momentum, eps=self.eps)
+                          training=self.training, momentum=self.momentum, eps=self.eps,
+                          allreduce=self.allreduce)
 
     def extra_repr(self) -> str:
         parts = []

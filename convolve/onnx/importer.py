@@ -297,6 +297,16 @@ class OnnxModel(Module):
             return Value(self.constants[name])
         return value
 
+    def file_layout(self, name: str, array: Any = None) -> np.ndarray:
+        """Parameter or buffer ``name`` in the file's own layout: its current value, or
+        ``array`` held as the parameter is (its gradient). Conv weights are held as
+        ``(KH, KW, C_in // groups, C_out)``, the file's ``(C_out, C_in // groups, KH, KW)``."""
+        if array is None:
+            held = self._parameters.get(name)
+            array = self._buffers[name] if held is None else held.data
+        perm = self._perms.get(name)
+        return np.asarray(array) if perm is None else np.transpose(array, np.argsort(perm))
+
     # -- describing ---------------------------------------------------------------------
     def summary(self, inputs: Any = None, *,
                 print_fn: Callable[[str], Any] | None = print) -> OnnxSummary:

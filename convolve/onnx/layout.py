@@ -48,7 +48,7 @@ class Value:
 
     def __init__(self, array: Any, perm: Sequence[int] | None = None) -> None:
         self.data = array
-        self.perm = _normal(perm)
+        self.perm = None if perm is None else _normal(perm)
 
     @property
     def ndim(self) -> int:
@@ -67,8 +67,7 @@ class Value:
 
     @property
     def dtype(self) -> np.dtype:
-        return np.asarray(data(self.data)).dtype if not isinstance(self.data, Tensor) \
-            else self.data.dtype
+        return np.asarray(data(self.data)).dtype
 
     def axis(self, logical: int) -> int:
         """The physical position of logical axis ``logical`` (negative counts from the end)."""

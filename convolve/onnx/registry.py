@@ -37,7 +37,9 @@ class Spec:
     until)``. ``static``: inputs that are shapes, axes or indices (an initializer there
     stays a constant, never a parameter); ``buffers``: inputs that are running statistics
     (buffers: saved, not trained); ``layouts(node)``: the physical layout wanted for
-    parameter inputs, ``{input index: perm}``."""
+    parameter inputs, ``{input index: perm}``; ``foldable``: whether a node whose inputs
+    are all constants may be computed once at load (not Dropout: it depends on the mode).
+    """
 
     op_type: str
     since: int

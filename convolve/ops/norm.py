@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ def _channel_array(value: Any, name: str, channels: int, x_shape: tuple[int, ...
 def batch_norm(
     x: Any, gamma: Any, beta: Any, running_mean: Any, running_var: Any, *, training: bool,
     momentum: float = 0.1, eps: float = 1e-5,
+    allreduce: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> Any:
     """``(x - mean) / sqrt(var + eps) * gamma + beta`` per channel (the last axis).
 
@@ -43,6 +45,11 @@ def batch_norm(
         running_mean, running_var: ``(C,)`` float ndarrays (or Tensors), or None; required
             when ``training`` is False.
         training: use (and record) the batch statistics.
+        allreduce: ``fn(array) -> array`` summing a float64 vector over the processes of a
+            data-parallel step (``convolve.distributed``), or None. With it, training
+            statistics are those of the global batch (every process's ``x`` together) and
+            ``x``'s gradient accounts for them, as PyTorch's SyncBatchNorm; gamma's and
+            beta's gradients stay this process's share, summed with the others' later.
 
     Returns:
         An array (or recorded Tensor) of ``x``'s shape; gradients flow to x, gamma, beta.
@@ -68,10 +75,11 @@ def batch_norm(
             f"{'None' if rm is None else 'an array'} and "
             f"{'None' if rv is None else 'an array'}"
         )
-    if xa.size == 0:
+    if xa.size == 0 and (allreduce is None or c == 0):  # else the other processes' values
         return _empty(x, gamma, beta, xa, ga, be)
     count = xa.size // c
     x2, r = widen(xa)  # (M / r, r * C): per-channel work in long rows
+    across = _summed_over_processes(allreduce)
 
     def blocks(fn: Any) -> list[Any]:
         """``fn`` over row blocks of ``x2``'s size, one per thread."""
@@ -79,19 +87,21 @@ def batch_norm(
 
     normalized = np.empty(x2.shape, dtype=xa.dtype)  # (x - mean) / std, for the backward
     if training:
+        local_sum = fold(sum(blocks(lambda rows: x2[rows].sum(axis=0))), r)
+        local_sum, count = across(local_sum, count)
         if count < 2:
             raise ValueError(
                 "batch_norm in training needs more than one value per channel to compute "
                 f"the variance; received x of shape {xa.shape}"
             )
-        mean = fold(sum(blocks(lambda rows: x2[rows].sum(axis=0))), r) / count
+        mean = local_sum / count
         centre = tile(mean, r)
 
         def centred(rows: slice) -> np.ndarray:
             block = np.subtract(x2[rows], centre, out=normalized[rows])
             return _column_dot(block, block)
 
-        var = fold(sum(blocks(centred)), r) / count
+        var = across(fold(sum(blocks(centred)), r))[0] / count
         for running, batch in ((rm, mean), (rv, var * (count / (count - 1)))):
             if running is not None:
                 running *= 1 - momentum
@@ -138,8 +148,9 @@ def batch_norm(
             dx = np.empty(normalized.shape, dtype=normalized.dtype)
             times = tile(factor, r)
             if training:
-                slope = tile(factor * paired / count, r)
-                offset = tile(factor * total / count, r)
+                all_total, all_paired = across(total, paired)
+                slope = tile(factor * all_paired / count, r)
+                offset = tile(factor * all_total / count, r)
 
             def gradient(rows: slice) -> None:
                 block = np.multiply(g2[rows], times, out=dx[rows])
@@ -169,6 +180,24 @@ def _empty(x: Any, gamma: Any, beta: Any, xa: np.ndarray, ga: np.ndarray | None,
                      ((x, xa), (gamma, ga), (beta, be)))
 
     return record(y, (x, gamma, beta), backward)
+
+
+def _summed_over_processes(allreduce: Callable[[np.ndarray], np.ndarray] | None) -> Any:
+    """``across(*values)``: each value (a ``(C,)`` array or a number) summed over the
+    processes in one ``allreduce`` call, in its own dtype; the values unchanged without one."""
+
+    def across(*values: Any) -> tuple[Any, ...]:
+        if allreduce is None:
+            return values
+        flat = [np.ravel(v).astype(np.float64) for v in values]
+        summed = allreduce(np.concatenate(flat))
+        bounds = np.cumsum([0, *(len(f) for f in flat)])
+        return tuple(
+            np.asarray(summed[a:b]).reshape(np.shape(v)).astype(np.asarray(v).dtype)
+            if isinstance(v, np.ndarray) else type(v)(summed[a])
+            for v, a, b in zip(values, bounds[:-1], bounds[1:]))
+
+    return across
 
 
 def _column_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:

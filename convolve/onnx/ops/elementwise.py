@@ -68,6 +68,11 @@ _BINARY = {
     "Xor": _plain(np.logical_xor),
 }
 
+@converter("Mod")
+def _mod(node: Node) -> Any:
+    return _binary(_plain(np.fmod if node.attr("fmod", 0) else np.mod))
+
+
 for _op, _f in _BINARY.items():
     converter(_op)(lambda node, f=_f: _binary(f))
 

@@ -1,6 +1,6 @@
 """Reductions over axes: ReduceMean, ReduceSum, ReduceMax, ReduceMin, ReduceProd,
 ReduceSumSquare, ReduceL1, ReduceL2, ReduceLogSumExp (axes an attribute before op set 13
-for ReduceSum and 18 for the others, an input from then)."""
+for ReduceSum and 18 for the others, an input from then), ArgMax and ArgMin."""
 
 from __future__ import annotations
 
@@ -88,3 +88,32 @@ def _reduction(f: Callable[..., Any], axes_input_since: int, node: Node) -> Any:
 
 for _op, (_f, _since) in _REDUCTIONS.items():
     converter(_op, static=(1,))(lambda node, f=_f, since=_since: _reduction(f, since, node))
+
+
+def _arg(largest: bool, node: Node) -> Any:
+    axis = int(node.attr("axis", 0))
+    keep = bool(node.attr("keepdims", 1))
+    last = bool(node.attr("select_last_index", 0))
+    find = np.argmax if largest else np.argmin
+
+    def run(ctx: Context, inputs: list[Any]) -> Value:
+        x = inputs[0]
+        ax = axis + x.ndim if axis < 0 else axis
+        p = x.axis(ax)
+        a = np.asarray(data(x.data))
+        if last:
+            index = a.shape[p] - 1 - find(np.flip(a, axis=p), axis=p)
+        else:
+            index = find(a, axis=p)
+        index = index.astype(np.int64)
+        if keep:
+            return Value(np.expand_dims(index, p), x.perm)
+        if x.perm is None:
+            return Value(index)
+        return Value(index, [a - (a > ax) for a in x.perm if a != ax])
+
+    return run
+
+
+converter("ArgMax")(lambda node: _arg(True, node))
+converter("ArgMin")(lambda node: _arg(False, node))
