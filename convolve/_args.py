@@ -160,27 +160,26 @@ def real(value: Any, name: str, *, positive: bool = False) -> float:
     return result
 
 
-# The dtypes the ops and layers compute in. float16 is refused (Winograd and FFT lose
-# about three digits in it, and NumPy has no float16 BLAS); longdouble too (the BLAS
-# products would silently round it to float64).
-COMPUTE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+# The float dtypes the ops take: float16 (ONNX graphs hold it; the convolutions compute
+# its products in float32, rounding once), float32 and float64. longdouble is refused:
+# the BLAS products would silently round it to float64.
+OP_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
 
 def float_array(value: Any, name: str, *, any_width: bool = False) -> np.ndarray:
-    """The ndarray behind ``value``: float32 or float64 (any floating-point width with
-    ``any_width``, for pictures read or written); refuses integer, boolean and complex
-    data, and float16 or longdouble where the ops would compute in it."""
+    """The ndarray behind ``value``: float16, float32 or float64 (any floating-point
+    width with ``any_width``, for pictures read or written); refuses integer, boolean and
+    complex data, and longdouble."""
     array = np.asarray(value)
     if array.dtype.kind != "f":
         raise TypeError(
             f"{name} must be a floating-point array (float32 or float64); received "
             f"{describe(array)}. Convert it first, e.g. x.astype(np.float32) / 255"
         )
-    if not any_width and array.dtype not in COMPUTE_DTYPES:
-        target = "float32" if array.dtype.itemsize < 4 else "float64"
+    if not any_width and array.dtype not in OP_DTYPES:
         raise TypeError(
-            f"{name} must be float32 or float64; received {describe(array)}. Cast it "
-            f"first: {name}.astype(np.{target})"
+            f"{name} must be float16, float32 or float64; received {describe(array)}. Cast "
+            f"it first: {name}.astype(np.float64)"
         )
     return array
 
