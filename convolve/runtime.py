@@ -122,6 +122,7 @@ def _blas() -> _Blas | None:
 _blas_lock = threading.Lock()
 _blas_depth = 0  # blocks open, over all threads
 _blas_outer = 0  # BLAS's thread count when the outermost one began
+_blas_pinned = 0  # one_blas_thread blocks open: BLAS stays on one thread throughout
 
 
 @contextlib.contextmanager
@@ -166,20 +167,28 @@ def one_blas_thread() -> Iterator[None]:
     convolve's threads (PP-OCR's MobileNetV3 classifier, batch 1: 184 ms a pass with two
     BLAS threads, 15 ms with one). A no-op inside a ``single_threaded_blas`` block, where
     BLAS is on one thread already, and where the library is not found."""
+    global _blas_depth, _blas_outer, _blas_pinned
     blas = _blas()
     if blas is None or THREADS <= 1:
         yield
         return
+    # counted as a single_threaded_blas block, so that conv2d's blocks and run_chunks
+    # inside it leave the setting alone: each set costs about 10 us through
+    # threadpoolctl, and a pass made four per conv (mobilenetv3, batch 1: 56 sets)
     with _blas_lock:
-        outer = blas.get() if _blas_depth == 0 else None
-        if outer is not None:
+        if _blas_depth == 0:
+            _blas_outer = blas.get()
             blas.set(1)
+        _blas_depth += 1
+        _blas_pinned += 1
     try:
         yield
     finally:
-        if outer is not None:
-            with _blas_lock:
-                blas.set(outer)
+        with _blas_lock:
+            _blas_depth -= 1
+            _blas_pinned -= 1
+            if _blas_depth == 0:
+                blas.set(_blas_outer)
 
 
 def run_chunks(run: Callable[[list], Any], chunks: Sequence) -> None:
@@ -193,7 +202,7 @@ def run_chunks(run: Callable[[list], Any], chunks: Sequence) -> None:
         return
     if len(chunks) < 2:
         with _blas_lock:
-            inside = _blas_depth > 0
+            inside = _blas_depth > 0 and _blas_pinned == 0
             if inside:
                 blas.set(_blas_outer)
         try:

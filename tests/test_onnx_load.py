@@ -107,6 +107,23 @@ LAYOUT_CASES = {
                          "minus1": np.array([-1], np.int64)}),
     "relu6_fused_in_place": ([helper.make_node("Clip", ["c", "lo", "hi"], ["y"])],
                              {"lo": np.array(0, np.float32), "hi": np.array(0.5, np.float32)}),
+    "hard_swish_written_out": ([helper.make_node("Add", ["c", "three"], ["t"]),
+                                helper.make_node("Clip", ["t", "lo0", "hi6"], ["u"]),
+                                helper.make_node("Mul", ["c", "u"], ["v"]),
+                                helper.make_node("Div", ["v", "six"], ["y"])],
+                               {"three": np.array(3, np.float32), "six": np.array(6, np.float32),
+                                "lo0": np.array(0, np.float32), "hi6": np.array(6, np.float32)}),
+    "prelu_fused_in_place": ([helper.make_node("PRelu", ["c", "slope"], ["y"])],
+                             {"slope": weights(4, 1, 1)}),
+    "prelu_shared_slope": ([helper.make_node("PRelu", ["c", "slope1"], ["y"])],
+                           {"slope1": weights(1)}),
+    "scale_shift_fused_in_place": ([  # constants of one element, as Paddle exports them
+        helper.make_node("Constant", [], ["s1"], value=numpy_helper.from_array(
+            np.array([1.5], np.float32))),
+        helper.make_node("Constant", [], ["t1"], value=numpy_helper.from_array(
+            np.array([-0.25], np.float32))),
+        helper.make_node("Mul", ["s1", "c"], ["m"]),
+        helper.make_node("Add", ["m", "t1"], ["y"])], {}),
     "instance_norm": ([helper.make_node("InstanceNormalization", ["c", "g", "be"], ["y"])],
                       {"g": weights(4), "be": weights(4)}),
     "layer_norm_from_channels": ([helper.make_node("LayerNormalization", ["c", "ln", "lb"],
@@ -149,6 +166,57 @@ def test_layouts_after_a_conv_match_onnxruntime(case: str) -> None:
     for name, want in zip(model.output_names, ort_run(blob, {"x": x})):
         assert got[name].shape == want.shape
         np.testing.assert_allclose(got[name], want, rtol=1e-5, atol=1e-5, err_msg=name)
+
+
+@pytest.mark.parametrize("case, fused, inner", [
+    ("hard_swish_written_out", ["Conv", "HardSwish(Add+Clip+Mul+Div)"], "u"),
+    ("scale_shift_fused_in_place", ["Conv+Mul+Add"], "c"),
+])
+def test_fused_chains_are_one_step_and_keep_their_gradients(case: str, fused: list[str],
+                                                            inner: str) -> None:
+    nodes, inits = LAYOUT_CASES[case]
+    blob = model_bytes(CONV + nodes, {"x": ["N", 3, 6, 5]}, {"y": None},
+                       {**CONV_INITS, **inits})
+    model = load(blob)
+    assert [s.node.op_type for s in model.steps] == fused
+    x = weights(2, 3, 6, 5) * 4
+    np.testing.assert_allclose(model(x), ort_run(blob, {"x": x})[0], rtol=1e-5, atol=1e-5)
+    model.train()
+    model(Tensor(x)).sum().backward()
+    # the same network with an intermediate value also an output is not fused
+    kept = model_bytes(CONV + nodes, {"x": ["N", 3, 6, 5]}, {"y": None, inner: None},
+                       {**CONV_INITS, **inits})
+    plain = load(kept)
+    assert len(plain.steps) == 1 + sum(n.op_type != "Constant" for n in nodes)
+    plain.train()
+    plain(Tensor(x))[0].sum().backward()
+    grads = [(p.grad, q.grad) for p, q in zip(model.parameters(), plain.parameters())]
+    for got, want in grads:
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def _constant(name: str, array: np.ndarray) -> onnx.NodeProto:
+    return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(array))
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv_with_constant_weights_and_batch_norm_repeats_onnxruntime(bias: bool) -> None:
+    """Weights from Constant nodes (Paddle's exports) are laid out and folded once: every
+    call gives ONNX Runtime's result."""
+    stats = [weights(5) + 2, weights(5), weights(5), np.abs(weights(5)) + 0.5]
+    nodes = [_constant("kw", weights(5, 4, 3, 3)), _constant("kb", weights(5)),
+             *(_constant(f"s{i}", a) for i, a in enumerate(stats)),
+             helper.make_node("Conv", ["c", "kw", *(["kb"] if bias else [])], ["k"],
+                              kernel_shape=[3, 3], pads=[1] * 4),
+             helper.make_node("BatchNormalization", ["k", "s0", "s1", "s2", "s3"], ["n"]),
+             helper.make_node("Conv", ["n", "kw2"], ["y"], kernel_shape=[1, 1])]
+    blob = model_bytes(CONV + nodes, {"x": ["N", 3, 6, 5]}, {"y": None},
+                       {**CONV_INITS, "kw2": weights(2, 5, 1, 1)})
+    model = load(blob)
+    x = weights(2, 3, 6, 5)
+    want = ort_run(blob, {"x": x})[0]
+    for _ in range(2):
+        np.testing.assert_allclose(model(x), want, rtol=1e-5, atol=1e-5)
 
 
 def test_outputs_keep_the_file_layout_and_call_returns_tuples() -> None:

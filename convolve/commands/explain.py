@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--padding", default="valid",
                         help="valid, same, full, P or PH,PW (default valid)")
     parser.add_argument("--dilation", default="1", help="D or DH,DW (default 1)")
-    parser.add_argument("--groups", type=int, default=1)
+    parser.add_argument("--groups", type=int, default=1, help="G (default 1)")
     parser.set_defaults(run=run)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from convolve import models
 from convolve.commands import CommandError
+from convolve.commands.onnx_input import require_onnx
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if Path(args.output).suffix.lower() != ".onnx":
         raise CommandError(f"-o must name an .onnx file; received {args.output!r}")
+    require_onnx()
     from convolve import onnx
 
     model = models.load(args.checkpoint)

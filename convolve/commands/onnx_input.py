@@ -73,14 +73,19 @@ def resolve_model_option(args: argparse.Namespace) -> None:
         raise FileNotFoundError(f"model file not found: {args.model}")
 
 
-def load_image_model(path: str) -> tuple[Any, ImageInput]:
-    """The ``OnnxModel`` in the file ``path`` and its image input; a CommandError for a
-    file that cannot be read or takes no image."""
+def require_onnx() -> None:
+    """An ImportError naming the extra when the onnx package is missing."""
     try:
         import onnx  # noqa: F401
     except ImportError:
         raise ImportError("ONNX models need the onnx package: pip install "
                           "'convolve[onnx]'") from None
+
+
+def load_image_model(path: str) -> tuple[Any, ImageInput]:
+    """The ``OnnxModel`` in the file ``path`` and its image input; a CommandError for a
+    file that cannot be read or takes no image."""
+    require_onnx()
     from convolve.onnx import load
     from convolve.onnx.errors import OnnxError
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from convolve import _args, models
 from convolve.commands import CommandError, ints
+from convolve.commands.onnx_input import require_onnx
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                               "model's own, e.g. 32,32,3 for lenet5); for "
                                               "an ONNX file the whole input shape in its "
                                               "layout, e.g. 1,3,224,224")
-    parser.add_argument("--num-classes", type=int, default=10)
+    parser.add_argument("--num-classes", type=int, default=10,
+                        help="outputs of the last layer (default 10)")
     parser.set_defaults(run=run)
 
 
@@ -37,6 +39,7 @@ def _onnx_summary(args: argparse.Namespace) -> int:
         raise CommandError("give either an ONNX file or --model, not both")
     if Path(args.onnx_file).suffix.lower() != ".onnx":
         raise CommandError(f"MODEL.onnx must be an .onnx file; received {args.onnx_file!r}")
+    require_onnx()
     from convolve import onnx
 
     model = onnx.load(args.onnx_file)

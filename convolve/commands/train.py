@@ -26,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "train", help="train a model and report its test accuracy",
         description="Train a model from the zoo on a dataset. With no arguments: the small "
                     "MNIST subset shipped inside the package, offline. Prints the model "
-                    "summary, a progress bar per epoch and the final test accuracy.")
+                    "summary, a progress bar per epoch and the final test accuracy. Started "
+                    "by mpirun -n K (extra mpi), it trains data-parallel on K processes.")
     parser.add_argument("--dataset", choices=tuple(DATASETS), default="default",
                         help="default: the embedded MNIST subset (default)")
     parser.add_argument("--data-dir", help="folder holding the dataset's standard files")
@@ -36,13 +37,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="default: the dataset's own (digits_cnn, mnist_cnn, cifar_cnn)")
     parser.add_argument("--epochs", type=int,
                         help="default: the model's (3 for digits_cnn and mnist_cnn)")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=64,
+                        help="images per step (default 64; under mpirun the global batch)")
     parser.add_argument("--lr", type=float,
                         help="learning rate (default: the model's for adam, e.g. 2e-3 for "
                              "mnist_cnn; 0.01 for sgd)")
-    parser.add_argument("--optimizer", choices=("adam", "adamw", "sgd"), default="adam")
-    parser.add_argument("--schedule", choices=("none", "step", "cosine"), default="cosine")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--optimizer", choices=("adam", "adamw", "sgd"), default="adam",
+                        help="default adam")
+    parser.add_argument("--schedule", choices=("none", "step", "cosine"), default="cosine",
+                        help="learning-rate schedule (default cosine)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seeds the weights, shuffling and augmentation (default 0)")
     parser.add_argument("--checkpoint", help="a .safetensors or .npz file written after "
                                              "every epoch")
     parser.add_argument("--resume", action="store_true",
@@ -135,7 +140,7 @@ def _run(args: argparse.Namespace, parallel: distributed.DataParallel | None) ->
     if not root:
         return 0
     print(f"test accuracy {result['accuracy']:.4f} (loss {result['loss']:.4f}) after "
-          f"{history.epochs} epochs in {seconds:.1f} s")
+          f"{history.epochs} epoch{'s' * (history.epochs != 1)} in {seconds:.1f} s")
     if args.json:
         images = len(dataset.train.labels) * len(trained)
         print(json.dumps({

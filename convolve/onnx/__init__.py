@@ -13,9 +13,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_HOMES = {"load": "importer", "OnnxModel": "importer", "save": "exporter"}
+_HOMES = {"load": "importer", "OnnxModel": "importer", "save": "exporter",
+          "OnnxError": "errors"}
 
-__all__ = ["OnnxModel", "load", "save"]
+__all__ = ["OnnxError", "OnnxModel", "load", "save"]
 
 
 def __getattr__(name: str) -> Any:

@@ -22,7 +22,7 @@ from convolve.onnx import graph as _graph
 from convolve.onnx import ops as _ops  # noqa: F401  (registers the converters)
 from convolve.onnx.errors import OnnxError
 from convolve.onnx.layout import Value
-from convolve.onnx.optimize import fuse
+from convolve.onnx.optimize import fuse, fuse_affine, fuse_hard_swish
 from convolve.onnx.registry import Context, Node, Runner, Spec, lookup, outputs_used
 from convolve.runtime import one_blas_thread
 from convolve.tensor import Tensor
@@ -128,7 +128,8 @@ class OnnxModel(Module):
                 constants[name] = array
         steps = self._fold(nodes, specs, constants)
         ready = {*constants, *self._parameters, *self._buffers}
-        self.steps = fuse(steps, set(self.output_names), ready)
+        keep = set(self.output_names)
+        self.steps = fuse_hard_swish(fuse_affine(fuse(steps, keep, ready), keep), keep)
         self.constants = constants
         self._last_use = self._lifetimes()
         self.eval()

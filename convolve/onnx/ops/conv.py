@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from convolve.onnx.layout import Value, reshape
 from convolve.onnx.ops._spatial import (
     from_image,
@@ -15,7 +17,12 @@ from convolve.onnx.ops._spatial import (
     to_image,
 )
 from convolve.onnx.registry import Context, Node, checked_size, converter
+from convolve.ops import autotune
+from convolve.ops.algorithms.method import PaddedInput
+from convolve.ops.algorithms.select import select_algorithm
 from convolve.ops.conv import conv2d, conv_transpose2d
+from convolve.runtime import single_threaded_blas
+from convolve.shapes import conv_geometry
 from convolve.tensor import data
 
 HWIO = {4: (2, 3, 1, 0), 3: (2, 1, 0)}  # (O, I, KH, KW) -> (KH, KW, I, O)
@@ -65,17 +72,61 @@ def conv(node: Node) -> Any:
         return stride, dilation, padding(node, rank, lambda: kernel[0], stride, dilation)
 
     settings = _per_rank(node, make)
+    plans: dict[tuple[Any, ...], Any] = {}
+    known = _constant_weight(node)
 
     def run(ctx: Context, inputs: list[Any]) -> Value:
         x, w, b = ([*inputs, None])[:3]
         rank, (stride, dilation, pads) = settings(w)
-        weight = _weight(w, rank)
+        weight = known[1] if known is not None and w.data is known[0] else _weight(w, rank)
         kernel[:] = [data(weight).shape[:2]]
-        y = conv2d(to_image(x), weight, None if b is None else b.logical(), stride=stride,
-                   padding=pads(image_size(x)), dilation=dilation, groups=groups)
+        image, bias = to_image(x), None if b is None else b.logical()
+        key = _plan_key(image, weight, bias)
+        plan = plans.get(key) if key is not None else None
+        if plan is not None:
+            return from_image(_planned(plan, image, weight, bias), rank)
+        padding = pads(image_size(x))
+        y = conv2d(image, weight, bias, stride=stride, padding=padding, dilation=dilation,
+                   groups=groups)
+        if key is not None:  # checked by conv2d: later calls of this shape skip the checks
+            geometry = conv_geometry(image.shape, weight.shape, stride=stride,
+                                     padding=padding, dilation=dilation, groups=groups)
+            plans[key] = geometry, select_algorithm("auto", geometry, image.dtype)
         return from_image(y, rank)
 
     return run
+
+
+def _constant_weight(node: Node) -> tuple[Any, Any] | None:
+    """A weight known at load (a constant, not a parameter: Paddle's exports) and its
+    ``(KH, KW, I, O)`` copy, made once instead of on every call; else None."""
+    w = node.const(1)
+    if w is None or w.ndim not in (3, 4) or w.dtype.kind != "f":
+        return None
+    return w, data(_weight(Value(w), w.ndim - 2))
+
+
+def _plan_key(image: Any, weight: Any, bias: Any) -> tuple[Any, ...] | None:
+    """For NumPy operands of one floating dtype (nothing to record, nothing to promote):
+    what a conv's method and geometry depend on, else None (conv2d then runs as is)."""
+    if type(image) is not np.ndarray or type(weight) is not np.ndarray or \
+            (bias is not None and (type(bias) is not np.ndarray or bias.dtype != image.dtype)):
+        return None
+    if image.dtype != weight.dtype or image.dtype not in (np.float32, np.float64):
+        return None
+    return image.shape, weight.shape, image.dtype, autotune.autotune_enabled()
+
+
+def _planned(plan: Any, image: np.ndarray, weight: np.ndarray,
+             bias: np.ndarray | None) -> np.ndarray:
+    """conv2d's forward for operands it has checked before at this shape: the method's
+    pass on the cached geometry, then the bias, in place."""
+    geometry, method = plan
+    with single_threaded_blas():
+        y = method.forward(PaddedInput(image, geometry.pads, "zeros"), weight, geometry)
+    if bias is not None:
+        np.add(y, bias, out=y)
+    return y
 
 
 @converter("ConvTranspose", layouts=_weight_layout)
