@@ -2,8 +2,8 @@
 each bounded to a few seconds: conv2d per algorithm, conv_transpose2d, the pools, the
 global pools and batch_norm, forward and every gradient; with ``edges`` also inf, NaN and
 +-1e4 in the input, whose non-finite outputs must sit where PyTorch's do (auto's rule;
-the named Winograd, FFT and shift-GEMM spread them, as documented, and are fuzzed on
-finite inputs only)."""
+the named Winograd, FFT, shift-GEMM and direct, whose depthwise shapes run the depthwise
+engine, spread them, as documented, and are fuzzed on finite inputs only)."""
 
 import numpy as np
 import pytest
@@ -33,9 +33,9 @@ def test_conv2d_float32(algorithm):
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
-@pytest.mark.parametrize("algorithm", ["auto", "gemm", "direct"])
+@pytest.mark.parametrize("algorithm", ["auto", "gemm"])
 def test_conv2d_non_finite(algorithm):
-    _fuzz("conv2d", 4, algorithm=algorithm, edges=True)
+    _fuzz("conv2d", 5, algorithm=algorithm, edges=True)
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
