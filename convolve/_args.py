@@ -160,13 +160,26 @@ def real(value: Any, name: str, *, positive: bool = False) -> float:
     return result
 
 
-def float_array(value: Any, name: str) -> np.ndarray:
-    """The ndarray behind ``value``; refuses integer, boolean and complex data."""
+# The float dtypes the ops take: float16 (ONNX graphs hold it; the convolutions compute
+# its products in float32, rounding once), float32 and float64. longdouble is refused:
+# the BLAS products would silently round it to float64.
+OP_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+
+
+def float_array(value: Any, name: str, *, any_width: bool = False) -> np.ndarray:
+    """The ndarray behind ``value``: float16, float32 or float64 (any floating-point
+    width with ``any_width``, for pictures read or written); refuses integer, boolean and
+    complex data, and longdouble."""
     array = np.asarray(value)
     if array.dtype.kind != "f":
         raise TypeError(
             f"{name} must be a floating-point array (float32 or float64); received "
             f"{describe(array)}. Convert it first, e.g. x.astype(np.float32) / 255"
+        )
+    if not any_width and array.dtype not in OP_DTYPES:
+        raise TypeError(
+            f"{name} must be float16, float32 or float64; received {describe(array)}. Cast "
+            f"it first: {name}.astype(np.float64)"
         )
     return array
 
@@ -192,6 +205,15 @@ def rank(shape: tuple[int, ...], name: str, layouts: dict[int, str]) -> None:
                                else options)
         raise ValueError(
             f"{name} must be {expected}; received an array of shape {tuple(shape)}")
+
+
+def pixels(shape: tuple[int, ...], name: str) -> None:
+    """Refuse an image ``(..., H, W, C)`` with no pixels (``H`` or ``W`` zero): it has no
+    window to slide over or reduce. An empty batch or no channels is allowed (the result
+    is then empty, or zeros)."""
+    if 0 in shape[-3:-1]:
+        raise ValueError(f"{name} must have height and width >= 1 (an image with no pixels "
+                         f"has no windows); received an array of shape {tuple(shape)}")
 
 
 def shape(value: Any, name: str) -> tuple[int, ...]:

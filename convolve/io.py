@@ -92,7 +92,7 @@ def to_channels(image: Any, channels: int) -> np.ndarray:
 
     Colour to grey takes the BT.601 luma; grey to colour repeats the grey.
     """
-    array = _args.float_array(image, "image")
+    array = _args.float_array(image, "image", any_width=True)
     _check_image_shape(array)
     if array.ndim == 2:
         array = array[..., None]
@@ -168,7 +168,7 @@ def write_image(path: str | os.PathLike, image: Any, *,
         The path written.
     """
     image_format(path)  # refused before any work (and Pillow's absence reported)
-    array = _args.float_array(image, "image")
+    array = _args.float_array(image, "image", any_width=True)
     _check_image_shape(array)
     if not np.isfinite(array).all():
         raise ValueError(

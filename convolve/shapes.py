@@ -332,6 +332,7 @@ def pool_geometry(
     (``pool_size // 2``), PyTorch's rule.
     """
     _args.rank(input_shape, "x", _args.IMAGE)
+    _args.pixels(input_shape, "x")
     ceil_mode = _args.flag(ceil_mode, "ceil_mode")
     kernel = _args.pair(pool_size, "pool_size")
     stride = kernel if stride is None else _args.pair(stride, "stride")

@@ -142,7 +142,7 @@ def plot_filters(weight: Any, path: str | os.PathLike, *, tile: int = 96,
     ``C_in == 3`` a tile is the filter in colour (channels read as RGB); otherwise it is the
     mean over the input channels, in grey.
     """
-    w = _args.float_array(weight, "weight")
+    w = _args.float_array(weight, "weight", any_width=True)
     _args.rank(w.shape, "weight", {2: "(KH, KW)", 4: "(KH, KW, C_in, C_out)"})
     if w.ndim == 2:
         w = w[:, :, None, None]
@@ -180,7 +180,7 @@ def plot_feature_maps(maps: Any, path: str | os.PathLike, *, scale: str = "per-t
         titles: one label per channel; default the channel index.
         title: a line above the grid.
     """
-    array = _args.float_array(maps, "maps")
+    array = _args.float_array(maps, "maps", any_width=True)
     _args.rank(array.shape, "maps", {2: "(H, W)", 3: "(H, W, C)"})
     scale = _args.choice(scale, "scale", SCALES)
     if array.ndim == 2:

@@ -1,6 +1,7 @@
 """A seeded, bounded differential fuzzer against PyTorch for the public sliding-window ops:
-conv2d (any algorithm), conv_transpose2d, max_pool2d and avg_pool2d, forward and every
-gradient, float32 or float64.
+conv2d (any algorithm), conv_transpose2d, max_pool2d, avg_pool2d, the global pools and
+batch_norm (training, with its running statistics), forward and every gradient, float32
+or float64.
 
 It draws settings from ``tests.strategies`` and compares with ``tests.torch_ref``'s oracles.
 ``edges=True`` also puts a few non-finite or large values (inf, -inf, NaN, +-1e4) into the
@@ -13,20 +14,35 @@ NaN, inf must be inf). Tests call ``fuzz``; a longer campaign runs from the shel
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-from hypothesis import HealthCheck, Phase, given, seed, settings
+from hypothesis import HealthCheck, Phase, assume, given, seed, settings
 from hypothesis import strategies as st
 
 import convolve
 from convolve import Tensor
 from tests.reference import transpose_pads_for
-from tests.strategies import ALGORITHM_LIMITS, conv_cases, conv_transpose_cases, pool_cases
-from tests.torch_ref import conv2d_with_grads, conv_transpose2d_with_grads, pool_with_grads
+from tests.strategies import (
+    ALGORITHM_LIMITS,
+    PoolCase,
+    conv_cases,
+    conv_transpose_cases,
+    pool_cases,
+)
+from tests.torch_ref import (
+    F,
+    conv2d_with_grads,
+    conv_transpose2d_with_grads,
+    nchw,
+    nhwc,
+    pool_with_grads,
+    torch,
+)
 
 TOLERANCE = {np.float64: 1e-9, np.float32: 1e-4}
 EDGE_VALUES = (np.inf, -np.inf, np.nan, 1e4, -1e4)
@@ -94,6 +110,62 @@ def _check_pool(kind: str, case: Any) -> None:
         _close(x.grad, dx, dtype, "dx")
 
 
+@st.composite
+def image_cases(draw: Any, dtype: Any = np.float64, max_size: int = 7) -> PoolCase:
+    """A batch of images ``(N, H, W, C)``, half of them with few distinct values (ties);
+    ``kwargs`` holds batch_norm's settings (the global pools take none)."""
+    shape = (draw(st.integers(1, 3)), draw(st.integers(1, max_size)),
+             draw(st.integers(1, max_size)), draw(st.integers(1, 4)))
+    assume(shape[0] * shape[1] * shape[2] >= 2)  # batch_norm's variance needs two values
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    if draw(st.booleans()):
+        x = rng.integers(-1, 2, shape).astype(dtype)
+    else:
+        x = (rng.standard_normal(shape) * draw(st.sampled_from([1e-3, 1.0, 100.0]))).astype(dtype)
+    kwargs = dict(momentum=draw(st.sampled_from([0.0, 0.1, 0.5, 1.0])),
+                  eps=draw(st.sampled_from([1e-5, 1e-3, 0.5])))
+    return PoolCase(x, kwargs)
+
+
+def _check_global(kind: str, case: Any) -> None:
+    dtype = case.x.dtype.type
+    x = Tensor(case.x, requires_grad=True)
+    y = (convolve.global_max_pool2d if kind == "max" else convolve.global_avg_pool2d)(x)
+    g = _upstream(y.shape, dtype)
+    y.backward(g)
+    xt = nchw(case.x).requires_grad_(True)
+    pool = F.adaptive_max_pool2d if kind == "max" else F.adaptive_avg_pool2d
+    yt = pool(xt, 1)[:, :, 0, 0]
+    yt.backward(torch.from_numpy(g))
+    assert y.dtype == dtype
+    _close(y.data, yt.detach().numpy(), dtype, "output")
+    _close(x.grad, nhwc(xt.grad), dtype, "dx")
+
+
+def check_batch_norm(case: Any, algorithm: str = "auto") -> None:
+    """Training mode: output, dx, dgamma, dbeta and the running statistics."""
+    dtype = case.x.dtype.type
+    c = case.x.shape[-1]
+    rng = np.random.default_rng(1)
+    gamma, beta = (rng.standard_normal(c).astype(dtype) for _ in range(2))
+    mean, var = np.zeros(c, dtype), np.ones(c, dtype)
+    x, gt, bt = (Tensor(a, requires_grad=True) for a in (case.x, gamma, beta))
+    y = convolve.batch_norm(x, gt, bt, mean, var, training=True, **case.kwargs)
+    g = _upstream(y.shape, dtype)
+    y.backward(g)
+    xt = nchw(case.x).requires_grad_(True)
+    gamma_t, beta_t = (torch.from_numpy(a.copy()).requires_grad_(True) for a in (gamma, beta))
+    mean_t, var_t = torch.zeros(c, dtype=xt.dtype), torch.ones(c, dtype=xt.dtype)
+    yt = F.batch_norm(xt, mean_t, var_t, gamma_t, beta_t, training=True, **case.kwargs)
+    yt.backward(nchw(g))
+    expected = (nhwc(yt), nhwc(xt.grad), gamma_t.grad.numpy(), beta_t.grad.numpy(),
+                mean_t.numpy(), var_t.numpy())
+    ours = (y.data, x.grad, gt.grad, bt.grad, mean, var)
+    for what, a, b in zip(("output", "dx", "dgamma", "dbeta", "running_mean",
+                           "running_var"), ours, expected):
+        _close(a, b, dtype, what)
+
+
 @dataclass(frozen=True)
 class Op:
     """How to draw cases for one op and check one against PyTorch."""
@@ -112,6 +184,11 @@ OPS = {
                      lambda case, algorithm: _check_pool("max", case)),
     "avg_pool2d": Op(lambda dtype, algorithm: pool_cases("avg", dtype=dtype, symmetric=True),
                      lambda case, algorithm: _check_pool("avg", case)),
+    "global_max_pool2d": Op(lambda dtype, algorithm: image_cases(dtype),
+                            lambda case, algorithm: _check_global("max", case)),
+    "global_avg_pool2d": Op(lambda dtype, algorithm: image_cases(dtype),
+                            lambda case, algorithm: _check_global("avg", case)),
+    "batch_norm": Op(lambda dtype, algorithm: image_cases(dtype), check_batch_norm),
 }
 
 
@@ -124,6 +201,11 @@ def with_edges(draw: Any, cases: st.SearchStrategy) -> Any:
     for _ in range(draw(st.integers(1, min(3, flat.size)))):
         flat[draw(st.integers(0, flat.size - 1))] = draw(st.sampled_from(EDGE_VALUES))
     return replace(case, x=x)
+
+
+class _TimeUp(BaseException):
+    """Raised to stop hypothesis when the time bound passes: not an Exception, so it is
+    no failure to shrink (returning early instead still draws every remaining case)."""
 
 
 def fuzz(op: str, *, dtype: Any = np.float64, algorithm: str = "auto", examples: int = 100,
@@ -145,11 +227,12 @@ def fuzz(op: str, *, dtype: Any = np.float64, algorithm: str = "auto", examples:
     def run(case: Any) -> None:
         nonlocal checked
         if end is not None and time.monotonic() > end:
-            return
+            raise _TimeUp
         OPS[op].check(case, algorithm)
         checked += 1
 
-    run()
+    with contextlib.suppress(_TimeUp):
+        run()
     return checked
 
 

@@ -8,6 +8,7 @@ import pytest
 
 import convolve
 from convolve import _args, data, nn, optim, train, viz
+from convolve.ops import math as ops_math
 from convolve.tensor import Tensor
 
 X = np.zeros((1, 4, 4, 2), np.float32)
@@ -56,8 +57,7 @@ FLAGS = {
         np.ones((3, 3, 1, 2)), "/nonexistent/f.png", per_channel=v)),
 }
 
-# Flags read only inside convolve/ops (no public boundary outside it): checked there later
-# (set_autotune refuses non-bools already, but with its own message and NumPy bools too).
+# Flags read only inside convolve/ops (no public boundary outside it): checked there.
 OPS_FLAGS = {
     "avg_pool2d count_include_pad": (
         "count_include_pad", lambda v: convolve.avg_pool2d(X, 2, padding=1,
@@ -66,6 +66,8 @@ OPS_FLAGS = {
     "batch_norm training": ("training", lambda v: convolve.batch_norm(
         X, None, None, np.zeros(2, np.float32), np.ones(2, np.float32), training=v)),
     "set_autotune enabled": ("enabled", lambda v: convolve.set_autotune(v)),
+    "ops sum keepdims": ("keepdims", lambda v: ops_math.sum(X, axis=0, keepdims=v)),
+    "ops mean keepdims": ("keepdims", lambda v: ops_math.mean(X, axis=0, keepdims=v)),
 }
 
 
@@ -109,14 +111,15 @@ def test_write_image_normalize(tmp_path):
     io.write_image(tmp_path / "a.png", np.ones((2, 2)), normalize=np.True_)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="checked only inside convolve/ops: left to the ops helper (issue 14)")
+@pytest.mark.parametrize("value", ["no", 1, None])
 @pytest.mark.parametrize("case", list(OPS_FLAGS))
-def test_ops_flags_refuse_non_bools(case):
+def test_ops_flags_refuse_non_bools(case, value):
     name, call = OPS_FLAGS[case]
-    try:
-        call("no")
-    except TypeError as error:
-        assert str(error).startswith(f"{name} must be a bool")
-        return
-    raise AssertionError(f"{case} took 'no'")
+    with pytest.raises(TypeError, match=rf"^{name} must be a bool \(True or False\); "
+                                        rf"received {re.escape(_args.describe(value))}$"):
+        call(value)
+
+
+@pytest.mark.parametrize("case", list(OPS_FLAGS))
+def test_ops_flags_take_numpy_bools(case):
+    OPS_FLAGS[case][1](np.False_)

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from convolve import _args
 from convolve.ops.algorithms.method import ConvMethod, PaddedInput
 from convolve.runtime import single_threaded_blas
 from convolve.shapes import ConvGeometry
@@ -34,9 +35,7 @@ def set_autotune(enabled: bool) -> None:
 
     Plans already timed are kept, and used again if autotuning is turned back on."""
     global _enabled
-    if not isinstance(enabled, bool):
-        raise TypeError(f"enabled must be True or False; received {enabled!r}")
-    _enabled = enabled
+    _enabled = _args.flag(enabled, "enabled")
 
 
 def autotune_enabled() -> bool:

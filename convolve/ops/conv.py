@@ -2,28 +2,36 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from convolve import _args
+from convolve.ops.algorithms.empty import NO_WORK, has_no_work
 from convolve.ops.algorithms.method import ConvMethod, PaddedInput, check_supported
 from convolve.ops.algorithms.select import select_algorithm
 from convolve.ops.channels import channel_sum, tile, widen
 from convolve.ops.pad import check_pads, pad, pad_adjoint
 from convolve.runtime import single_threaded_blas
-from convolve.shapes import ConvGeometry, conv_geometry, conv_transpose_geometry
+from convolve.shapes import ConvGeometry, conv_geometry, conv_transpose_geometry, effective_kernel
 from convolve.tensor import data, needs_grad, record
 
 
 def _operands(x: Any, w: Any, b: Any
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.dtype]:
     """conv2d's and conv_transpose2d's ``x``, ``w`` and ``b`` as floating-point arrays,
-    and the dtype they compute in (NumPy's promotion of the three)."""
+    and the dtype they compute in (NumPy's promotion of the three). An image without
+    pixels is refused here (the sizes functions, such as ``explain``, still answer)."""
     xa, wa = _args.float_array(data(x), "x"), _args.float_array(data(w), "w")
+    _args.rank(xa.shape, "x", _args.IMAGE)
+    _args.pixels(xa.shape, "x")
     ba = None if b is None else _args.float_array(data(b), "b")
-    return xa, wa, ba, np.result_type(xa, wa, *(() if ba is None else (ba,)))
+    dtype = np.result_type(xa, wa, *(() if ba is None else (ba,)))
+    # float16 is stored, never multiplied in: its products run in float32 (Winograd in
+    # float16 was off by 0.12), the output rounded to float16 once.
+    return xa, wa, ba, np.promote_types(dtype, np.float32)
 
 
 def _biased(y: np.ndarray, b: np.ndarray | None, batched: bool) -> np.ndarray:
@@ -36,19 +44,40 @@ def _biased(y: np.ndarray, b: np.ndarray | None, batched: bool) -> np.ndarray:
     return y if batched else y[0]
 
 
+def _clamped(conv: ConvGeometry) -> ConvGeometry:
+    """``conv`` with each stride at most ``Hp - span + 1``: a larger one leaves one window
+    along that axis, as that stride does, and an astronomical one (``2**70``) overflows
+    NumPy's slices."""
+    sizes = conv.padded_shape[1:3]
+    stride = tuple(min(s, n - effective_kernel(k, d) + 1) for s, n, k, d in
+                   zip(conv.stride, sizes, conv.weight_shape[:2], conv.dilation))
+    return conv if stride == conv.stride else dataclasses.replace(conv, stride=stride)
+
+
+def _check_sizes(conv: ConvGeometry, output_shape: tuple[int, ...], dtype: np.dtype,
+                 op: str) -> None:
+    """Refuse, before allocating, an output or padded input (the methods' largest
+    arrays, with their gradients) larger than the machine's memory."""
+    _args.check_fits(output_shape, dtype, f"{op}'s output")
+    _args.check_fits(conv.padded_shape, dtype, f"{op}'s padded input")
+
+
 def _setup(algorithm: str, conv: ConvGeometry, xa: np.ndarray, wa: np.ndarray,
            ba: np.ndarray | None, dtype: np.dtype, *, c_out: int, bias_note: str,
            mode: str | None = None) -> tuple[ConvMethod, np.ndarray, np.ndarray]:
     """The checks conv2d and conv_transpose2d make before any work, in order (the
     algorithm's name, with ``mode`` the padding, the bias, whether the method does the
     shape), then the method for ``conv`` (the convolution whose passes the call runs),
-    ``x`` batched and ``w``, both in ``dtype``."""
+    ``x`` batched and ``w``, both in ``dtype``. A convolution of no work (an empty batch,
+    no input or no output channels) runs ``NO_WORK`` whatever the algorithm."""
     method = select_algorithm(algorithm, conv, dtype)
     if mode is not None:
         check_pads(conv.pads, xa.shape[-3:-1], mode)
     if ba is not None:
         _args.vector(ba, "b", c_out, "C_out", bias_note)
     check_supported(method, conv)
+    if has_no_work(conv):
+        method = NO_WORK
     x4 = (xa if conv.batched else xa[None]).astype(dtype, copy=False)
     return method, x4, wa.astype(dtype, copy=False)
 
@@ -111,8 +140,10 @@ def conv2d(
     geometry = conv_geometry(xa.shape, wa.shape, stride=stride, padding=padding,
                              dilation=dilation, groups=groups)
     mode = _args.padding_mode(padding_mode)
+    _check_sizes(geometry, geometry.output_shape, dtype, "conv2d")
     method, x4, wc = _setup(algorithm, geometry, xa, wa, ba, dtype, c_out=wa.shape[3],
                             bias_note=f"to match w of shape {wa.shape}", mode=mode)
+    geometry = _clamped(geometry)
     # Keep only what the backward needs: the padded input only for the weight gradient.
     with single_threaded_blas():
         x_in = PaddedInput(x4, geometry.pads, mode)
@@ -129,6 +160,7 @@ def conv2d(
     def grad_w(g4: np.ndarray) -> np.ndarray:
         return method.grad_weight(saved_xp, g4, geometry)
 
+    y = y.astype(np.result_type(*(d for d in dtypes if d is not None)), copy=False)
     return record(y, (x, w, b), _backward((x, w, b), dtypes, geometry.batched, grad_x, grad_w))
 
 
@@ -169,9 +201,11 @@ def conv_transpose2d(
                                        output_padding=output_padding, dilation=dilation,
                                        groups=groups)
     conv = geometry.transposed  # maps this call's output back to its input
+    _check_sizes(conv, geometry.output_shape, dtype, "conv_transpose2d")
     method, x4, wc = _setup(algorithm, conv, xa, wa, ba, dtype,
                             c_out=geometry.output_shape[-1],
                             bias_note=f"to match w of shape {wa.shape} and groups={groups}")
+    conv = _clamped(conv)
     (top, _), (left, _) = geometry.pads
     out_h, out_w = geometry.out_hw
     with single_threaded_blas():
@@ -189,4 +223,5 @@ def conv_transpose2d(
     def grad_w(g4: np.ndarray) -> np.ndarray:
         return method.grad_weight(pad(g4, geometry.pads, "zeros"), saved_x4, conv)
 
+    y = y.astype(np.result_type(*(d for d in dtypes if d is not None)), copy=False)
     return record(y, (x, w, b), _backward((x, w, b), dtypes, geometry.batched, grad_x, grad_w))

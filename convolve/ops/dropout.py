@@ -30,6 +30,7 @@ def dropout(x: Any, rate: float, *, training: bool = True, rng: Any = None,
     rate = _args.fraction(rate, "rate")
     xa = _args.float_array(data(x), "x")
     generator = _args.generator(rng)
+    training = _args.flag(training, "training")
     if not training or rate == 0:
         return x
     if rows is None:

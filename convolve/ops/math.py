@@ -120,6 +120,7 @@ def matmul(a: Any, b: Any) -> Any:
 
 def sum(a: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001
     x = data(a)
+    keepdims = _args.flag(keepdims, "keepdims")
     out = np.sum(x, axis=axis, keepdims=keepdims)
 
     def backward(g: np.ndarray) -> tuple[np.ndarray]:

@@ -53,6 +53,8 @@ def batch_norm(
 
     Returns:
         An array (or recorded Tensor) of ``x``'s shape; gradients flow to x, gamma, beta.
+        An ``x`` with no values (an empty batch, no pixels or no channels) gives an empty
+        output and leaves the running statistics as they are (PyTorch's rule).
     """
     xa = _args.float_array(data(x), "x")
     if xa.ndim < 2:
@@ -60,12 +62,21 @@ def batch_norm(
             f"x must have at least 2 axes (..., C), channels last; received an array of "
             f"shape {xa.shape}"
         )
+    training = _args.flag(training, "training")
     momentum = _args.fraction(momentum, "momentum")
     eps = _args.real(eps, "eps")
     c = xa.shape[-1]
     ga, be, rm, rv = (_channel_array(v, n, c, xa.shape) for v, n in (
         (gamma, "gamma"), (beta, "beta"), (running_mean, "running_mean"),
         (running_var, "running_var")))
+    if not training and (rm is None or rv is None):
+        raise ValueError(
+            "running_mean and running_var are required when training=False; received "
+            f"{'None' if rm is None else 'an array'} and "
+            f"{'None' if rv is None else 'an array'}"
+        )
+    if xa.size == 0 and (allreduce is None or c == 0):  # else the other processes' values
+        return _empty(x, gamma, beta, xa, ga, be)
     count = xa.size // c
     x2, r = widen(xa)  # (M / r, r * C): per-channel work in long rows
     across = _summed_over_processes(allreduce)
@@ -96,12 +107,6 @@ def batch_norm(
                 running *= 1 - momentum
                 running += momentum * batch
     else:
-        if rm is None or rv is None:
-            raise ValueError(
-                "running_mean and running_var are required when training=False; received "
-                f"{'None' if rm is None else 'an array'} and "
-                f"{'None' if rv is None else 'an array'}"
-            )
         centre = tile(rm.astype(xa.dtype, copy=False), r)
         blocks(lambda rows: np.subtract(x2[rows], centre, out=normalized[rows]))
         var = rv.astype(xa.dtype, copy=False)
@@ -160,6 +165,19 @@ def batch_norm(
         if needs_grad(beta):
             dbeta = total.astype(be.dtype, copy=False)
         return dx, dgamma, dbeta
+
+    return record(y, (x, gamma, beta), backward)
+
+
+def _empty(x: Any, gamma: Any, beta: Any, xa: np.ndarray, ga: np.ndarray | None,
+           be: np.ndarray | None) -> Any:
+    """batch_norm of an ``x`` with no values (an empty batch, no pixels or no channels),
+    PyTorch's rule: an empty output, the running statistics unchanged, gradients zeros."""
+    y = np.empty(xa.shape, xa.dtype if ga is None else np.result_type(xa, ga))
+
+    def backward(g: np.ndarray) -> tuple[Any, Any, Any]:
+        return tuple(None if not needs_grad(t) else np.zeros_like(a) for t, a in
+                     ((x, xa), (gamma, ga), (beta, be)))
 
     return record(y, (x, gamma, beta), backward)
 

@@ -192,6 +192,7 @@ def avg_pool2d(
     xa = _args.float_array(data(x), "x")
     g = pool_geometry(xa.shape, pool_size, stride=stride, padding=padding, dilation=1,
                       ceil_mode=ceil_mode)
+    count_include_pad = _args.flag(count_include_pad, "count_include_pad")
     xp = _padded(xa if g.batched else xa[None], g, 0.0)
     counts = _window_counts(g, count_include_pad, xa.dtype)
     taps = _taps(g)
@@ -216,6 +217,7 @@ def avg_pool2d(
 def _image(x: Any) -> np.ndarray:
     xa = _args.float_array(data(x), "x")
     _args.rank(xa.shape, "x", _args.IMAGE)
+    _args.pixels(xa.shape, "x")
     return xa
 
 
@@ -234,10 +236,16 @@ def global_avg_pool2d(x: Any) -> Any:
 
 def global_max_pool2d(x: Any) -> Any:
     """The maximum over all pixels, per channel: ``(N, H, W, C) -> (N, C)``, or
-    ``(H, W, C) -> (C,)``. The gradient goes to the first maximum in row-major order."""
+    ``(H, W, C) -> (C,)``. The gradient goes to the first maximum in row-major order, or
+    to the last NaN where there is one (PyTorch's rule)."""
     xa = _image(x)
-    flat = xa.reshape(*xa.shape[:-3], -1, xa.shape[-1])
-    index = np.expand_dims(np.argmax(flat, axis=-2), -2)
+    flat = xa.reshape(*xa.shape[:-3], xa.shape[-3] * xa.shape[-2], xa.shape[-1])
+    first = np.argmax(flat, axis=-2)  # the first NaN, where there is one
+    nan = np.isnan(flat)
+    if nan.any():
+        last_nan = flat.shape[-2] - 1 - np.argmax(nan[..., ::-1, :], axis=-2)
+        first = np.where(nan.any(axis=-2), last_nan, first)
+    index = np.expand_dims(first, -2)
     y = np.take_along_axis(flat, index, axis=-2)[..., 0, :]
 
     def backward(grad: np.ndarray) -> tuple[np.ndarray]:

@@ -68,7 +68,11 @@ class Depthwise:
     the threads; from ``BANDED_MIN_TAPS`` taps a kernel shared by all channels runs as
     banded GEMMs. Workspace: four row-block buffers of about ``BLOCK_BYTES`` per thread;
     no padded copy of the input. The input gradient of a stride-1 conv is itself depthwise
-    filtering; otherwise, and for the weight gradient, one product per tap (``DIRECT``)."""
+    filtering; otherwise, and for the weight gradient, one product per tap (``DIRECT``).
+
+    Error: at most ``KH * KW * u * S`` (``u`` the unit roundoff, ``S = sum |w| * |x|``
+    over the window). The banded GEMMs multiply pixels outside a window by zero, so an
+    inf or NaN becomes NaN in nearby outputs; ``"auto"`` runs gemm on such data."""
 
     name = "depthwise"
 
@@ -107,7 +111,11 @@ class Direct:
     Cost: ``N * H_out * W_out * KH * KW * C_in * C_out / groups`` multiply-adds, one
     grouped product per tap (BLAS, or NumPy's loops for one channel per group).
     Workspace: one tap's slice of the input and its product ``(N, H_out, W_out,
-    C_out)``; the input gradient a zeroed padded input. Does every shape."""
+    C_out)``; the input gradient a zeroed padded input. Does every shape.
+
+    Error: as gemm's, ``KH * KW * C_in / groups * u * S`` at most (``u`` the unit
+    roundoff, ``S = sum |w| * |x|`` over the window); non-finite values as the
+    depthwise engine's for depthwise shapes, else gemm's."""
 
     name = "direct"
 

@@ -18,6 +18,13 @@ rule for ``"auto"``:
   weight gradient follows the forward's choice; the input gradient (a 3x3 stride-1
   convolution of the output gradient into the padded input) the same rule for its size;
 - everything else: ``gemm``.
+
+What ``"auto"`` asks of the data (``fidelity.py``): Winograd, FFT, shift-GEMM and the
+depthwise engine (whose products over the whole grid, or banded products, meet pixels
+outside a window with zero weights) run only on finite operands, pass by pass; on inf
+or NaN the direct definition runs instead (gemm), which puts them where PyTorch does. FFT
+runs only where the data's dynamic range lets it meet its error bound, in the dtype that
+does.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from convolve.ops import autotune
 from convolve.ops.algorithms.depthwise import rank_one_factors
 from convolve.ops.algorithms.direct import DEPTHWISE, DIRECT
 from convolve.ops.algorithms.fft import FFT
+from convolve.ops.algorithms.fidelity import all_finite, fft_dtype
 from convolve.ops.algorithms.gemm import GEMM
 from convolve.ops.algorithms.method import ConvMethod, PaddedInput
 from convolve.ops.algorithms.shift_gemm import SHIFT_GEMM
@@ -90,11 +98,40 @@ class Plan:
         return self.grad_weight_by.grad_weight(xp, g, geometry)
 
 
+@dataclass(frozen=True)
+class FiniteOnly:
+    """``method`` on finite operands; ``exact`` (the direct definition), pass by pass,
+    where an operand holds inf or NaN. Cost: one sum over each operand, then the
+    method's."""
+
+    name: ClassVar[str] = "auto"
+    method: ConvMethod
+    exact: ConvMethod
+
+    def supports(self, geometry: ConvGeometry) -> str | None:
+        return self.method.supports(geometry)
+
+    def forward(self, x: PaddedInput, w: np.ndarray, geometry: ConvGeometry) -> np.ndarray:
+        by = self.method if all_finite(x.x, w) else self.exact
+        return by.forward(x, w, geometry)
+
+    def grad_input(self, g: np.ndarray, w: np.ndarray, geometry: ConvGeometry) -> np.ndarray:
+        by = self.method if all_finite(g, w) else self.exact
+        return by.grad_input(g, w, geometry)
+
+    def grad_weight(self, xp: np.ndarray, g: np.ndarray,
+                    geometry: ConvGeometry) -> np.ndarray:
+        by = self.method if all_finite(xp, g) else self.exact
+        return by.grad_weight(xp, g, geometry)
+
+
 class LargeKernelFilter:
-    """Depthwise filtering with a kernel of ``fft_min_taps`` taps or more: FFT, unless
-    the kernel is of rank one and its two passes are short (``KH + KW <
-    fft_min_separable_taps``), which the depthwise engine takes. Which one is known only
-    from the kernel's values, so the forward decides; the gradients are ``DEPTHWISE``'s.
+    """Depthwise filtering with a kernel of ``fft_min_taps`` taps or more: FFT, in the
+    dtype ``fft_dtype`` says, unless the kernel is of rank one and its two passes are
+    short (``KH + KW < fft_min_separable_taps``) or ``fft_dtype`` allows no FFT (values
+    not finite, or a dynamic range beyond FFT's error bound): the depthwise engine. Which one
+    is known only from the values, so the forward decides; the gradients are
+    ``DEPTHWISE``'s.
 
     Cost and workspace: those of the method it picks."""
 
@@ -105,10 +142,16 @@ class LargeKernelFilter:
 
     def forward(self, x: PaddedInput, w: np.ndarray, geometry: ConvGeometry) -> np.ndarray:
         kh, kw = w.shape[:2]
-        if (kh + kw < CROSSOVERS.fft_min_separable_taps
-                and rank_one_factors(w[:, :, 0]) is not None):
+        dtype = None
+        if (kh + kw >= CROSSOVERS.fft_min_separable_taps
+                or rank_one_factors(w[:, :, 0]) is None):
+            dtype = fft_dtype(x.x, w)
+        if dtype is None:
             return DEPTHWISE.forward(x, w, geometry)
-        return FFT.forward(x, w, geometry)
+        if dtype == x.x.dtype:
+            return FFT.forward(x, w, geometry)
+        wide = PaddedInput(x.x.astype(dtype), x.pads, x.mode)
+        return FFT.forward(wide, w.astype(dtype), geometry).astype(x.x.dtype)
 
     def grad_input(self, g: np.ndarray, w: np.ndarray, geometry: ConvGeometry) -> np.ndarray:
         return DEPTHWISE.grad_input(g, w, geometry)
@@ -132,17 +175,20 @@ def select_algorithm(name: str, geometry: ConvGeometry, dtype: Any = np.float64
     kh, kw, cg, c_out = geometry.weight_shape
     og = c_out // geometry.groups
     if cg == 1 and og == 1:
-        return LARGE_KERNEL_FILTER if kh * kw >= CROSSOVERS.fft_min_taps else DEPTHWISE
+        return FiniteOnly(LARGE_KERNEL_FILTER if kh * kw >= CROSSOVERS.fft_min_taps
+                          else DEPTHWISE, GEMM)
     if cg == 1 and geometry.groups > 1:
         return DIRECT
     tuned = _tuned(geometry, dtype) if autotune.autotune_enabled() else None
-    if tuned is not None:
-        return tuned
-    forward = _winograd_for(geometry, min(cg, og), geometry.out_hw) or GEMM
-    backward = _winograd_for(geometry, min(cg, og), geometry.padded_shape[1:3]) or GEMM
-    if forward is backward:
-        return forward
-    return Plan(forward, backward, forward)
+    if tuned is None:
+        forward = _winograd_for(geometry, min(cg, og), geometry.out_hw) or GEMM
+        backward = _winograd_for(geometry, min(cg, og), geometry.padded_shape[1:3]) or GEMM
+        plan = Plan(forward, backward, forward)
+    else:
+        plan = tuned
+    if {plan.forward_by, plan.grad_input_by, plan.grad_weight_by} == {GEMM}:
+        return GEMM if tuned is None else tuned
+    return FiniteOnly(plan, GEMM)
 
 
 def _tuned(geometry: ConvGeometry, dtype: Any) -> Plan | None:

@@ -101,7 +101,13 @@ class ShiftGemm:
     Cost: ``N * Hp * Wp * KH * KW * C_in * C_out / groups`` multiply-adds (the padded
     grid's, not only the output's), in BLAS, and no copies of the input. Workspace: the
     whole padded grid's output ``(N * Hp * Wp, C_out)`` and one chunk's products; the
-    input gradient a zero-padded copy of the output gradient. Stride 1 only."""
+    input gradient a zero-padded copy of the output gradient. Stride 1 only.
+
+    Error (``u`` the unit roundoff, ``S = sum |w| * |x|`` over the output's window; the
+    bounds in ``fidelity.py``): at most ``KH * KW * C_in / groups * u * S``,
+    as gemm. inf or NaN meets the zero gradients of the rows between outputs in the
+    weight gradient (NaN where the definition has a value); ``"auto"`` runs gemm on such
+    data."""
 
     name = "shift_gemm"
 

@@ -77,7 +77,12 @@ class Winograd:
     (``O(C_in + C_out)`` per tile). Workspace: two scratch buffers per thread holding one
     chunk of tiles (about ``CHUNK_BYTES``, all threads within the larger of
     ``workspace_budget`` and ``TILE_WORKSPACE_BYTES``) and the transformed filter
-    ``U``. 3x3 kernels, stride 1, dilation 1 only."""
+    ``U``. 3x3 kernels, stride 1, dilation 1 only.
+
+    Error (``u`` the unit roundoff, ``S = sum |w| * |x|`` over the output's window; the
+    bounds in ``fidelity.py``): F(2x2) about ``2 * u * S``, F(4x4) about
+    ``50 * u * S`` (float32 3e-6), over the output's input tile. inf or NaN spreads to
+    its tile's outputs (as NaN); ``"auto"`` runs gemm on such data."""
 
     def __init__(self, m: int, name: str) -> None:
         bt, g, at = (np.array(a, dtype=np.float64) for a in _MATRICES[m])
