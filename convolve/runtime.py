@@ -167,28 +167,18 @@ def one_blas_thread() -> Iterator[None]:
     convolve's threads (PP-OCR's MobileNetV3 classifier, batch 1: 184 ms a pass with two
     BLAS threads, 15 ms with one). A no-op inside a ``single_threaded_blas`` block, where
     BLAS is on one thread already, and where the library is not found."""
-    global _blas_depth, _blas_outer, _blas_pinned
-    blas = _blas()
-    if blas is None or THREADS <= 1:
-        yield
-        return
+    global _blas_pinned
     # counted as a single_threaded_blas block, so that conv2d's blocks and run_chunks
     # inside it leave the setting alone: each set costs about 10 us through
     # threadpoolctl, and a pass made four per conv (mobilenetv3, batch 1: 56 sets)
-    with _blas_lock:
-        if _blas_depth == 0:
-            _blas_outer = blas.get()
-            blas.set(1)
-        _blas_depth += 1
-        _blas_pinned += 1
-    try:
-        yield
-    finally:
+    with single_threaded_blas():
         with _blas_lock:
-            _blas_depth -= 1
-            _blas_pinned -= 1
-            if _blas_depth == 0:
-                blas.set(_blas_outer)
+            _blas_pinned += 1
+        try:
+            yield
+        finally:
+            with _blas_lock:
+                _blas_pinned -= 1
 
 
 def run_chunks(run: Callable[[list], Any], chunks: Sequence) -> None:
