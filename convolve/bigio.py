@@ -14,6 +14,7 @@ import os
 import shutil
 import struct
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -275,8 +276,13 @@ def replacing(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[P
 
 
 def _remove(path: Path) -> None:
+    """Remove ``path``; a folder again until it stays gone (for up to 10 s): after a Ctrl-C
+    the scheduler's threads still finish the chunks they were writing into it."""
     if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
+        deadline = time.monotonic() + 10
+        while path.exists() and time.monotonic() < deadline:
+            shutil.rmtree(path, ignore_errors=True)
+            time.sleep(0.2)
     elif path.exists() or path.is_symlink():
         path.unlink()
 
